@@ -1,0 +1,85 @@
+# dpsec — top-level build. `make` builds every program; `make test` runs every suite.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+
+CC      ?= gcc
+WARN    := -Wall -Wextra -Werror -Wno-missing-field-initializers
+CSTD    := -std=gnu11
+OPT     ?= -O2 -g
+DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
+DPDK_LIBS   := $(shell pkg-config --libs libdpdk 2>/dev/null)
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+GEN     := $(BUILD)/gen
+CFLAGS_COMMON = $(CSTD) $(WARN) $(OPT) -I$(GEN) -Iproto -MMD -MP
+
+PROTO_SRC := $(wildcard proto/*.c)
+DP_SRC    := $(wildcard dataplane/*.c)
+CTL_SRC   := controlplane/dpsecctl.c
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+
+# normal and sanitizer variants share the rules below
+define variant # $(1)=dir $(2)=extra cflags
+$(1)/proto/%.o: proto/%.c $(GEN)/dpsec.pb-c.h
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_COMMON) $(2) -fPIC -c $$< -o $$@
+$(1)/gen/%.o: $(GEN)/%.c $(GEN)/dpsec.pb-c.h
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_COMMON) -Wno-unused-parameter $(2) -fPIC -c $$< -o $$@
+$(1)/dataplane/%.o: dataplane/%.c $(GEN)/dpsec.pb-c.h
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_COMMON) $(DPDK_CFLAGS) -Idataplane $(2) -c $$< -o $$@
+$(1)/controlplane/%.o: controlplane/%.c $(GEN)/dpsec.pb-c.h
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_COMMON) $(2) -c $$< -o $$@
+$(1)/libdpsecproto.a: $(patsubst proto/%.c,$(1)/proto/%.o,$(PROTO_SRC)) $(1)/gen/dpsec.pb-c.o
+	$$(AR) rcs $$@ $$^
+$(1)/dpsec-dataplane: $(patsubst dataplane/%.c,$(1)/dataplane/%.o,$(DP_SRC)) $(1)/libdpsecproto.a
+	$$(CC) $(2) -o $$@ $$^ $(DPDK_LIBS) -lmnl -lzmq -lprotobuf-c -lpthread -lm
+$(1)/dpsecctl: $(patsubst controlplane/%.c,$(1)/controlplane/%.o,$(CTL_SRC)) $(1)/libdpsecproto.a
+	$$(CC) $(2) -o $$@ $$^ -lzmq -lprotobuf-c
+endef
+
+$(eval $(call variant,$(BUILD),))
+$(eval $(call variant,$(BUILD)/san,$(SAN)))
+
+PROGS     := $(BUILD)/dpsec-dataplane $(BUILD)/dpsecctl
+SAN_PROGS := $(BUILD)/san/dpsec-dataplane $(BUILD)/san/dpsecctl
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all san deps test bench demo install clean format
+all: $(PROGS)
+san: $(SAN_PROGS) $(UNIT_BINS)
+
+$(GEN)/dpsec.pb-c.c $(GEN)/dpsec.pb-c.h: proto/dpsec.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/san/libdpsecproto.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $< $(BUILD)/san/libdpsecproto.a -lcmocka -lzmq -lprotobuf-c
+
+deps:
+	deploy/deps.sh
+
+test:
+	tests/run.sh
+
+bench:
+	tests/bench/run.sh
+
+demo:
+	deploy/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+
+format:
+	clang-format -i $(wildcard */*.[ch] tests/unit/*.c)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
