@@ -7,8 +7,8 @@ CC      ?= gcc
 WARN    := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CSTD    := -std=gnu11
 OPT     ?= -O2 -g
-DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
-DPDK_LIBS   := $(shell pkg-config --libs libdpdk 2>/dev/null)
+DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null) -DALLOW_EXPERIMENTAL_API
+DPDK_LIBS   := $(shell pkg-config --libs libdpdk 2>/dev/null) -lrte_bus_vdev
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 GEN     := $(BUILD)/gen
@@ -16,7 +16,7 @@ CFLAGS_COMMON = $(CSTD) $(WARN) $(OPT) -I$(GEN) -Iproto -MMD -MP
 
 PROTO_SRC := $(wildcard proto/*.c)
 DP_SRC    := $(wildcard dataplane/*.c)
-CTL_SRC   := controlplane/dpsecctl.c
+CTL_SRC   := controlplane/dpsecctl.c controlplane/dpsecctl_show.c
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 # normal and sanitizer variants share the rules below
@@ -60,6 +60,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/san/libdpsecproto.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(SAN) -o $@ $< $(BUILD)/san/libdpsecproto.a -lcmocka -lzmq -lprotobuf-c
 
+$(BUILD)/tests/test_netlink: tests/unit/test_netlink.c dataplane/netlink.c $(GEN)/dpsec.pb-c.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(SAN) -Idataplane $(DPDK_CFLAGS) -o $@ tests/unit/test_netlink.c dataplane/netlink.c -lcmocka -lmnl
+
 deps:
 	deploy/deps.sh
 
@@ -83,3 +87,9 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# SPD unit test: needs the SPD itself and DPDK (EAL, rte_acl, rte_rcu, rte_hash).
+$(BUILD)/tests/test_spd: tests/unit/test_spd.c dataplane/spd.c $(BUILD)/san/libdpsecproto.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(SAN) $(DPDK_CFLAGS) -Idataplane -o $@ tests/unit/test_spd.c \
+		dataplane/spd.c $(BUILD)/san/libdpsecproto.a $(DPDK_LIBS) -lcmocka -lprotobuf-c

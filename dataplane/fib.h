@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <rte_hash.h>
 #include <rte_lpm.h>
 #include <rte_rcu_qsbr.h>
 
@@ -36,6 +37,7 @@ struct fib_nexthop {
 
 struct fib {
 	struct rte_lpm *lpm4;
+	struct rte_hash *local6; /* local IPv6 address -> port + 1 */
 	struct fib_nexthop *nh; /* FIB_MAX_NEXTHOPS entries */
 };
 
@@ -52,5 +54,7 @@ void fib_local(bool add, const uint8_t *addr, size_t alen, uint16_t port);
 
 /* For `show route`: malloc'd RouteInfo array. */
 size_t fib_dump(Dpsec__RouteInfo ***out);
+/* Routes known, local ones included. */
+size_t fib_dump_count(void);
 
 #endif

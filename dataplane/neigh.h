@@ -40,4 +40,14 @@ static inline void neigh_key4(struct neigh_key *k, uint16_t port, uint32_t addr_
 	__builtin_memcpy(k->addr, &addr_be, 4);
 }
 
+/* Worker side: the MAC from a data word, false if the entry is not usable. */
+static inline bool neigh_mac(uint64_t v, struct rte_ether_addr *mac)
+{
+	if (!(v >> 63))
+		return false;
+	for (int i = 0; i < 6; i++)
+		mac->addr_bytes[i] = v >> (8 * i);
+	return true;
+}
+
 #endif

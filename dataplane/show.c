@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* `show ...`: snapshots of the tables and counters, built on the control thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+
+#include "addr.h"
+#include "apply.h"
+#include "channel.h"
+#include "fib.h"
+#include "neigh.h"
+#include "port.h"
+#include "stats.h"
+#include "upcall.h"
+
+/* Snapshot taken once the ports run, to tell leaks from buffers drivers hold. */
+unsigned show_mbuf_baseline;
+
+static Dpsec__PortInfo *port_info(uint16_t id)
+{
+	const struct port *p = &ports[id];
+	Dpsec__PortInfo *pi = malloc(sizeof(*pi));
+	struct rte_eth_dev_info info;
+	struct rte_eth_link link;
+
+	if (pi == NULL)
+		return NULL;
+	dpsec__port_info__init(pi);
+	pi->port_id = id;
+	pi->name = strdup(p->name);
+	pi->tap = strdup(p->tap_name);
+	pi->mac.data = malloc(6);
+	if (pi->mac.data != NULL) {
+		memcpy(pi->mac.data, p->mac.addr_bytes, 6);
+		pi->mac.len = 6;
+		pi->has_mac = true;
+	}
+	if (rte_eth_dev_info_get(id, &info) == 0)
+		pi->driver = strdup(info.driver_name);
+	if (rte_eth_link_get_nowait(id, &link) == 0) {
+		pi->has_link_up = true;
+		pi->link_up = link.link_status == RTE_ETH_LINK_UP;
+	}
+	stats_port_counters(id, &pi->counters, &pi->n_counters);
+	return pi;
+}
+
+static size_t ports_dump(Dpsec__PortInfo ***out)
+{
+	Dpsec__PortInfo **a = calloc(PORT_MAX, sizeof(*a));
+	size_t n = 0;
+
+	if (a == NULL)
+		return 0;
+	for (uint16_t i = 0; i < PORT_MAX; i++)
+		if (ports[i].configured && (a[n] = port_info(i)) != NULL)
+			n++;
+	*out = a;
+	return n;
+}
+
+static Dpsec__Stats *stats_dump(void)
+{
+	Dpsec__Stats *s = malloc(sizeof(*s));
+	uint64_t upcall_full = 0;
+
+	if (s == NULL)
+		return NULL;
+	dpsec__stats__init(s);
+	for (unsigned w = 0; w < stats_n_workers; w++)
+		upcall_full += stats_workers[w].upcall_full;
+	stats_counter_add(&s->global, &s->n_global, "workers", stats_n_workers);
+	stats_counter_add(&s->global, &s->n_global, "mbuf_in_use",
+			  rte_mempool_in_use_count(port_pool));
+	stats_counter_add(&s->global, &s->n_global, "mbuf_in_use_baseline", show_mbuf_baseline);
+	stats_counter_add(&s->global, &s->n_global, "mbuf_avail", rte_mempool_avail_count(port_pool));
+	stats_counter_add(&s->global, &s->n_global, "upcall_full", upcall_full);
+	stats_counter_add(&s->global, &s->n_global, "routes", fib_dump_count());
+	s->n_ports = ports_dump(&s->ports);
+	return s;
+}
+
+void show_reply(const Dpsec__Show *s, Dpsec__Reply *rep)
+{
+	switch (s->what) {
+	case DPSEC__SHOW__WHAT__PORTS:
+		rep->n_ports = ports_dump(&rep->ports);
+		break;
+	case DPSEC__SHOW__WHAT__STATS:
+		rep->stats = stats_dump();
+		break;
+	case DPSEC__SHOW__WHAT__ROUTE:
+		rep->n_routes = fib_dump(&rep->routes);
+		break;
+	case DPSEC__SHOW__WHAT__NEIGH:
+		rep->n_neighs = neigh_dump(&rep->neighs);
+		break;
+	case DPSEC__SHOW__WHAT__ADDR:
+		rep->n_addrs = addr_dump(&rep->addrs);
+		break;
+	case DPSEC__SHOW__WHAT__SA:
+	case DPSEC__SHOW__WHAT__POLICY:
+		/* No SAs or policies can exist yet. */
+		break;
+	default:
+		chan_reply_error(rep, DPSEC__CODE__EINVAL, "unknown show %d", s->what);
+	}
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Output: packets are staged per ethdev during a burst and sent in one call. */
+#ifndef DPSEC_TX_H
+#define DPSEC_TX_H
+
+#include "worker.h"
+
+/* Ethdev -> the dataplane port it belongs to (a wire port or its TAP). */
+extern uint16_t tx_port_of[RTE_MAX_ETHPORTS];
+
+static inline void tx_enqueue(struct worker *w, uint16_t ethdev, struct rte_mbuf *m)
+{
+	if (w->out_n[ethdev] == 0)
+		w->dirty[w->n_dirty++] = ethdev;
+	w->out[ethdev][w->out_n[ethdev]++] = m;
+}
+
+static inline void tx_drop(struct worker *w, uint16_t port, struct rte_mbuf *m,
+			   enum stats_drop reason)
+{
+	w->stats[port].drop[reason]++;
+	rte_pktmbuf_free(m);
+}
+
+/* Send everything staged; what a queue refuses is dropped and counted. */
+void tx_flush(struct worker *w);
+
+#endif

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Run-to-completion workers: each polls its RX queues, carries every burst
+ * through the whole packet path and transmits on its own TX queues.
+ */
+#ifndef DPSEC_WORKER_H
+#define DPSEC_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+
+#include "port.h"
+#include "stats.h"
+
+#define WORKER_BURST 32
+#define WORKER_RXQ_MAX (PORT_MAX * 4)
+#define WORKER_RESOLVE_CACHE 64
+
+struct worker_rxq {
+	uint16_t ethdev;
+	uint16_t queue;
+	uint16_t port; /* dataplane port (the wire port, also for its TAP) */
+	bool tap;
+};
+
+struct worker {
+	unsigned id; /* also the TX queue on every port and the RCU thread id */
+	unsigned lcore;
+	uint16_t n_rxq;
+	struct worker_rxq rxq[WORKER_RXQ_MAX];
+	struct stats_port *stats; /* [PORT_MAX], this worker's own */
+	struct stats_global *gstats;
+
+	/* Output staged per ethdev during a burst, flushed by tx_flush(). */
+	uint16_t n_dirty;
+	uint16_t dirty[RTE_MAX_ETHPORTS];
+	uint16_t out_n[RTE_MAX_ETHPORTS];
+	struct rte_mbuf *out[RTE_MAX_ETHPORTS][WORKER_BURST];
+
+	/* Recently requested resolutions, so a flow to a dead host asks rarely. */
+	uint64_t resolve_tsc[WORKER_RESOLVE_CACHE];
+	uint32_t resolve_key[WORKER_RESOLVE_CACHE];
+} __rte_cache_aligned;
+
+struct worker_config {
+	unsigned idle_sleep_us; /* 0 = busy poll */
+	struct rte_rcu_qsbr *qs;
+};
+
+extern struct worker_config worker_config;
+extern volatile bool worker_stop;
+
+/* Allocate workers for every worker lcore and spread the RX queues over them. */
+int worker_setup(char *err, size_t errlen);
+unsigned worker_count(void);
+int worker_launch(void);
+void worker_join(void);
+
+#endif
