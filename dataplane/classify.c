@@ -44,7 +44,7 @@ static inline enum verdict check_ipv4(struct rte_mbuf *m, enum stats_drop *why)
 
 	src = rte_be_to_cpu_32(ip->src_addr);
 	dst = rte_be_to_cpu_32(ip->dst_addr);
-	if (unlikely(dst == RTE_IPV4_BROADCAST || RTE_IS_IPV4_MCAST(dst)))
+	if (unlikely(dst == RTE_IPV4_BROADCAST || (dst >> 28) == 0xe))
 		return V_PUNT;
 	if (unlikely(src >= 0xe0000000 || (src >> 24) == 127 || src == 0)) {
 		*why = STATS_DROP_MARTIAN;

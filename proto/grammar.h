@@ -25,6 +25,21 @@ int gram_parse_argv(int argc, char *const argv[], Dpsec__Request **req, char *er
 int gram_parse_line(const char *line, Dpsec__Request **req, char *err, size_t errlen);
 void gram_request_free(Dpsec__Request *req);
 
+/* gram_format_request() never needs more than this for a request the grammar accepts. */
+#define GRAM_FMT_MAX 2048
+/* Print keys as "0x(hidden)" so a line can go to a log; such a line does not parse back. */
+#define GRAM_FMT_HIDE_KEYS 0x1u
+
+/*
+ * Print @req back as one grammar line (keys as 0x-hex), so that parsing the
+ * result gives the same request. Requests the grammar cannot express (sa
+ * update, queries, spi alloc, subscribe) get a readable line for logs.
+ * Returns the length written, or -1 if @req is malformed (missing parts,
+ * bad names or addresses) or @buf is too small.
+ */
+int gram_format_request(const Dpsec__Request *req, char *buf, size_t len);
+int gram_format_request_flags(const Dpsec__Request *req, char *buf, size_t len, unsigned int flags);
+
 /* A config file: every line parsed before anything is applied. */
 struct gram_config {
 	size_t n;
