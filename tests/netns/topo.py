@@ -1,0 +1,386 @@
+"""Network-namespace test topology for dpsec (DESIGN.md "Test topology").
+
+    hA 10.1.0.2 --veth-- gwA --veth 192.0.2.0/24-- gwB --veth-- hB 10.2.0.2
+
+Every namespace is named ``dpt-<suffix>-<node>`` so leftovers from a crashed run can be
+found and removed (tests/run.sh does that at start). A dpsec gateway's namespace holds its
+two wire veths without kernel addresses; dpsec-dataplane drives them through
+``net_af_packet`` vdevs and creates the TAPs ``dp-inside`` / ``dp-outside`` that carry the
+addresses. A kernel gateway is a plain Linux router whose veths are named like those TAPs,
+so tests that only touch ``dp-*`` interfaces run unchanged against either kind.
+
+DPT_GWA_KERNEL=1 makes gwA a kernel router: a self-test of this harness and of the tests'
+IP logic for when no dataplane is built.
+"""
+
+import base64
+import glob
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PYTHON = "/usr/bin/python3"  # Debian's, which has scapy; not whatever is first on PATH
+DATAPLANE = os.environ.get("DPT_DATAPLANE", os.path.join(REPO, "build/san/dpsec-dataplane"))
+DPSECCTL = os.environ.get("DPT_DPSECCTL", os.path.join(REPO, "build/dpsecctl"))
+HUGE_DIR = "/dev/hugepages"
+DPDK_RUN_DIR = "/var/run/dpdk"
+NS_PREFIX = "dpt-"
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 5.0
+
+
+class CmdError(Exception):
+    pass
+
+
+def run(args, check=True, timeout=60, input=None):
+    """Run a command (list of words); return CompletedProcess with text output."""
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, input=input)
+    if check and p.returncode != 0:
+        raise CmdError("%s -> exit %d\nstdout: %s\nstderr: %s"
+                       % (" ".join(args), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def kernel_gwa_requested():
+    return os.environ.get("DPT_GWA_KERNEL", "") not in ("", "0")
+
+
+def norm_addr(v):
+    """An address from dpsecctl's JSON as text: accepts dotted text, base64 or a byte list."""
+    if v is None:
+        return None
+    if isinstance(v, list):
+        return str(ipaddress.ip_address(bytes(v)))
+    try:
+        return str(ipaddress.ip_address(v))
+    except ValueError:
+        raw = base64.b64decode(v, validate=True)
+        return str(ipaddress.ip_address(raw))
+
+
+def counters(entry):
+    """{name: value} from a list of {"name":..,"value":..} (values may be JSON strings)."""
+    return {c["name"]: int(c.get("value", 0)) for c in (entry or [])}
+
+
+class Netns:
+    def __init__(self, name):
+        self.name = name
+        run(["ip", "netns", "add", name])
+        self.ip("link", "set", "lo", "up")
+        # Quiet namespaces: no IPv6 autoconf/ND/RS traffic to disturb exact counters.
+        self.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+        self.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+
+    def ip(self, *args, check=True):
+        return run(["ip", "-n", self.name] + list(args), check=check)
+
+    def exec(self, args, check=True, timeout=60, input=None):
+        return run(["ip", "netns", "exec", self.name] + list(args), check=check,
+                   timeout=timeout, input=input)
+
+    def sysctl(self, key, value):
+        self.exec(["sysctl", "-q", "-w", "%s=%s" % (key, value)])
+
+    def mac(self, ifname):
+        out = self.ip("-j", "link", "show", ifname).stdout
+        return json.loads(out)[0]["address"]
+
+    def pids(self):
+        p = run(["ip", "netns", "pids", self.name], check=False)
+        return [int(x) for x in p.stdout.split()]
+
+    def delete(self):
+        kill_pids(self.pids())
+        run(["ip", "netns", "del", self.name], check=False)
+
+
+def kill_pids(pids, timeout=STOP_TIMEOUT):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + timeout
+    for pid in pids:
+        while time.time() < deadline and os.path.exists("/proc/%d" % pid):
+            time.sleep(0.05)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def veth(ns_a, if_a, ns_b, if_b):
+    run(["ip", "link", "add", if_a, "netns", ns_a.name, "type", "veth",
+         "peer", "name", if_b, "netns", ns_b.name])
+    ns_a.ip("link", "set", if_a, "up")
+    ns_b.ip("link", "set", if_b, "up")
+
+
+class Dataplane:
+    """One dpsec-dataplane process inside a namespace, with its config, log and ctl socket."""
+
+    def __init__(self, ns, config_text, wire_ifaces, tag, binary=DATAPLANE):
+        self.ns = ns
+        # A short private directory: ipc:// endpoints are unix sockets (path <= 107 bytes).
+        self.dir = tempfile.mkdtemp(prefix="dpt-", dir="/tmp")
+        self.config = os.path.join(self.dir, "dpsec.conf")
+        self.log = os.path.join(self.dir, "dataplane.log")
+        self.ctl_ep = "ipc://%s/ctl.sock" % self.dir
+        self.file_prefix = "dpt-%s" % tag
+        self.proc = None
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.args = ["ip", "netns", "exec", ns.name, binary,
+                     "-l", "0,1", "--no-pci", "--file-prefix", self.file_prefix,
+                     "--huge-dir", HUGE_DIR, "-m", "256"]
+        for i, ifname in enumerate(wire_ifaces):
+            self.args += ["--vdev", "net_af_packet%d,iface=%s" % (i, ifname)]
+        self.args += ["--", "--config", self.config, "--ctl", self.ctl_ep]
+
+    def start(self):
+        if not os.access(self.args[4], os.X_OK):
+            raise AssertionError("dataplane binary %s is missing (run make san)" % self.args[4])
+        logf = open(self.log, "w")
+        env = dict(os.environ)
+        # Sanitizer reports go to the log; a leak report alone must not hide other output.
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0")
+        self.proc = subprocess.Popen(self.args, stdout=logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env)
+        logf.close()
+        return self
+
+    @property
+    def pid(self):
+        # `ip netns exec` execs the program, so the Popen pid is the dataplane itself.
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_exit(self, timeout):
+        return self.proc.wait(timeout=timeout)
+
+    def ctl(self, *words, check=True, timeout=10):
+        """dpsecctl --ctl EP WORDS... (text output)."""
+        return run([DPSECCTL, "--ctl", self.ctl_ep] + list(words), check=check, timeout=timeout)
+
+    def ctl_json(self, *words, timeout=10):
+        p = run([DPSECCTL, "--ctl", self.ctl_ep, "--json"] + list(words), timeout=timeout)
+        reply = json.loads(p.stdout)
+        code = reply.get("code", "OK")
+        if code not in ("OK", 0):
+            raise CmdError("dpsecctl %s: %s %s" % (" ".join(words), code, reply.get("reason")))
+        return reply
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        if not os.access(DPSECCTL, os.X_OK):
+            raise AssertionError("%s is missing (run make)" % DPSECCTL)
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            if not self.alive():
+                raise AssertionError("dataplane exited with %s before it was ready:\n%s"
+                                     % (self.proc.returncode, self.log_text()))
+            try:
+                last = self.ctl("show", "ports", check=False, timeout=5)
+                if last.returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("dataplane not ready after %.0f s (last dpsecctl: %s)\n%s"
+                             % (timeout, last and (last.stdout + last.stderr), self.log_text()))
+
+    def stats(self):
+        """(global counters, {port name: counters}) from `show stats`."""
+        st = self.ctl_json("show", "stats").get("stats", {})
+        ports = {p["name"]: counters(p.get("counters")) for p in st.get("ports", [])}
+        return counters(st.get("global")), ports
+
+    def routes(self):
+        out = []
+        for r in self.ctl_json("show", "route").get("routes", []):
+            d = r["dst"]
+            out.append({"dst": "%s/%d" % (norm_addr(d["addr"]), int(d["len"])),
+                        "via": norm_addr(r.get("via")), "dev": r.get("dev")})
+        return out
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        remove_dpdk_files(self.file_prefix)
+
+    def cleanup_dir(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def remove_dpdk_files(prefix):
+    """Hugepage files and EAL runtime dir left by a --file-prefix."""
+    for f in glob.glob(os.path.join(HUGE_DIR, prefix + "*")):
+        try:
+            os.unlink(f)
+        except OSError:
+            pass
+    shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
+
+
+def gateway_config(inside_addr, outside_addr, routes):
+    lines = ["port 0 name inside", "port 1 name outside",
+             "addr add %s dev inside" % inside_addr,
+             "addr add %s dev outside" % outside_addr]
+    lines += ["route add %s via %s dev %s" % r for r in routes]
+    return "\n".join(lines) + "\n"
+
+
+class Topology:
+    """The four-node topology. gwa/gwb: "dpsec" or "kernel"."""
+
+    def __init__(self, gwa="dpsec", gwb="kernel"):
+        self.tag = secrets.token_hex(3)
+        self.kinds = {"gwA": gwa, "gwB": gwb}
+        self.ns = {}
+        self.dataplanes = {}
+        self.extra_ns = []
+        try:
+            self._build()
+        except BaseException:
+            self.teardown()
+            raise
+
+    def _new_ns(self, node):
+        ns = Netns("%s%s-%s" % (NS_PREFIX, self.tag, node))
+        self.ns[node] = ns
+        return ns
+
+    def _gateway(self, node, inside, outside, route):
+        """Give a gateway its addresses: a dataplane config, or kernel addresses + forwarding."""
+        ns = self.ns[node]
+        if self.kinds[node] == "dpsec":
+            # Wire ports: no kernel addresses, nothing sent by the kernel on them.
+            # af_packet sees the veth's frames, and so would the kernel's IP stack,
+            # which answers for the TAPs' addresses on any interface (weak host):
+            # no ARP there, and strict reverse-path filtering drops the rest.
+            for ifname in ("v-inside", "v-outside"):
+                ns.sysctl("net.ipv6.conf.%s.disable_ipv6" % ifname, "1")
+                ns.sysctl("net.ipv4.conf.%s.rp_filter" % ifname, "1")
+                ns.ip("link", "set", ifname, "arp", "off")
+            dp = Dataplane(ns, gateway_config(inside, outside, [route]),
+                           ["v-inside", "v-outside"], "%s-%s" % (self.tag, node))
+            self.dataplanes[node] = dp
+        else:
+            ns.ip("addr", "add", inside, "dev", "dp-inside")
+            ns.ip("addr", "add", outside, "dev", "dp-outside")
+            ns.sysctl("net.ipv4.ip_forward", "1")
+            ns.ip("route", "add", route[0], "via", route[1], "dev", "dp-" + route[2])
+
+    def _build(self):
+        hA, gwA, gwB, hB = (self._new_ns(n) for n in ("hA", "gwA", "gwB", "hB"))
+        # Kernel gateways name their veths like the TAPs a dataplane would create.
+        def wire(node, side):
+            return ("v-" if self.kinds[node] == "dpsec" else "dp-") + side
+
+        veth(hA, "eth0", gwA, wire("gwA", "inside"))
+        veth(gwA, wire("gwA", "outside"), gwB, wire("gwB", "outside"))
+        veth(gwB, wire("gwB", "inside"), hB, "eth0")
+
+        hA.ip("addr", "add", "10.1.0.2/24", "dev", "eth0")
+        hA.ip("route", "add", "default", "via", "10.1.0.1")
+        hB.ip("addr", "add", "10.2.0.2/24", "dev", "eth0")
+        hB.ip("route", "add", "default", "via", "10.2.0.1")
+
+        self._gateway("gwA", "10.1.0.1/24", "192.0.2.1/24", ("10.2.0.0/24", "192.0.2.2", "outside"))
+        self._gateway("gwB", "10.2.0.1/24", "192.0.2.2/24", ("10.1.0.0/24", "192.0.2.1", "outside"))
+
+        for dp in self.dataplanes.values():
+            dp.start()
+        for dp in self.dataplanes.values():
+            dp.wait_ready()
+
+    def __getitem__(self, node):
+        return self.ns[node]
+
+    def dp(self, node):
+        return self.dataplanes.get(node)
+
+    def ping(self, node, dst, count=3, wait=1, extra=(), timeout=60):
+        """ping from a node; returns (replies received, full output)."""
+        p = self.ns[node].exec(["ping", "-n", "-c", str(count), "-W", str(wait)] + list(extra)
+                               + [dst], check=False, timeout=timeout)
+        got = 0
+        for line in p.stdout.splitlines():
+            if " received" in line:
+                got = int(line.split(" received")[0].split(",")[-1].strip())
+        return got, p.stdout + p.stderr
+
+    def logs(self):
+        return {node: dp.log_text() for node, dp in self.dataplanes.items()}
+
+    def teardown(self):
+        for dp in self.dataplanes.values():
+            try:
+                dp.stop()
+            except Exception:
+                pass
+        for ns in list(self.ns.values()) + self.extra_ns:
+            ns.delete()
+        for dp in self.dataplanes.values():
+            remove_dpdk_files(dp.file_prefix)
+            dp.cleanup_dir()
+
+
+def scapy_send(ns, ifname, frames, timeout=60):
+    """Send raw frames (bytes) on ifname inside ns with Debian's scapy; returns how many went."""
+    # The kernel refuses frames shorter than an Ethernet header and scapy then silently pads
+    # them to 60 bytes, which would send something else than the test means.
+    short = [f for f in frames if len(f) < 14]
+    if short:
+        raise ValueError("cannot inject %d frame(s) shorter than 14 bytes on a veth" % len(short))
+    script = r'''
+import sys, json
+from scapy.all import conf
+frames = [bytes.fromhex(h) for h in json.load(sys.stdin)]
+s = conf.L2socket(iface=sys.argv[1])
+sent = 0
+for f in frames:
+    s.send(f)
+    sent += 1
+s.close()
+print(sent)
+'''
+    p = ns.exec([PYTHON, "-c", script, ifname], timeout=timeout,
+                input=json.dumps([f.hex() for f in frames]))
+    return int(p.stdout.strip().splitlines()[-1])
+
+
+def cleanup_leftovers():
+    """Remove every dpt-* namespace (and its processes) and dpt-* DPDK files."""
+    p = run(["ip", "netns", "list"], check=False)
+    for line in p.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith(NS_PREFIX):
+            ns = Netns.__new__(Netns)
+            ns.name = name
+            ns.delete()
+    remove_dpdk_files(NS_PREFIX)
