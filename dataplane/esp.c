@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ESP tunnel mode on bursts, for the workers. rte_ipsec builds and checks the
+ * packets; this file drives it (CPU crypto or lookaside), finishes the outer
+ * header, sorts failures by reason and keeps the SA's per-worker counters.
+ */
+#define ALLOW_EXPERIMENTAL_API 1 /* rte_security.h (via rte_ipsec.h) has experimental inlines */
+
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_cryptodev.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_esp.h>
+#include <rte_ip.h>
+#include <rte_pause.h>
+#include <rte_prefetch.h>
+#include <rte_udp.h>
+
+#include "crypto.h"
+#include "esp.h"
+
+#define IPPROTO_ESP_NUM 50
+/*
+ * Marks a packet handed to rte_ipsec_pkt_process(): the library resets
+ * packet_type on every packet it decapsulated, so a failed packet that still
+ * carries the mark was rejected by the trailer check, not the replay update.
+ */
+#define ESP_PTYPE_MARK (RTE_PTYPE_TUNNEL_ESP | RTE_PTYPE_L3_IPV4)
+
+/* Where each packet of a burst ended up: [0,ok) good, [ok,proc) rejected by
+ * rte_ipsec_pkt_process, [proc,prep) refused by the device, [prep,n) by prepare. */
+struct stage {
+	uint16_t ok, proc, prep;
+};
+
+/* Move mb[i] for which bad[i] is set behind the others, keeping both orders. */
+static uint16_t partition(struct rte_mbuf *mb[], const uint8_t bad[], uint16_t n)
+{
+	struct rte_mbuf *tail[ESP_BURST_MAX];
+	uint16_t k = 0, t = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		if (bad[i])
+			tail[t++] = mb[i];
+		else
+			mb[k++] = mb[i];
+	}
+	memcpy(&mb[k], tail, t * sizeof(*tail));
+	return k;
+}
+
+static void run_cpu(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, struct stage *st)
+{
+	st->prep = rte_ipsec_pkt_cpu_prepare(&sa->ss, mb, n);
+	st->proc = st->prep;
+	st->ok = st->prep ? rte_ipsec_pkt_process(&sa->ss, mb, st->prep) : 0;
+}
+
+/*
+ * Lookaside: enqueue on this worker's queue pair and wait for every op, so
+ * the burst leaves this function finished and the qp holds nothing of ours.
+ */
+static void run_lookaside(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+			  struct stage *st)
+{
+	struct rte_crypto_op *cop[ESP_BURST_MAX];
+	struct rte_mbuf *out[ESP_BURST_MAX];
+	struct rte_ipsec_group grp[ESP_BURST_MAX];
+	uint8_t dev = sa->ss.crypto.dev_id;
+	uint16_t okc[ESP_BURST_MAX];
+	uint16_t k, enq, got = 0, ng, ok, pos = 0;
+
+	st->ok = st->proc = st->prep = 0;
+	if (rte_crypto_op_bulk_alloc(crypto_op_pool, RTE_CRYPTO_OP_TYPE_SYMMETRIC, cop, n) == 0)
+		return;
+	k = rte_ipsec_pkt_crypto_prepare(&sa->ss, mb, cop, n);
+	enq = k ? rte_cryptodev_enqueue_burst(dev, (uint16_t)worker, cop, k) : 0;
+	if (enq < n)
+		rte_mempool_put_bulk(crypto_op_pool, (void **)&cop[enq], n - enq);
+	/* software PMDs finish inside enqueue; a hardware device is worth the wait */
+	while (got < enq) {
+		got += rte_cryptodev_dequeue_burst(dev, (uint16_t)worker, &cop[got], enq - got);
+		if (got < enq)
+			rte_pause();
+	}
+	ng = rte_ipsec_pkt_crypto_group((const struct rte_crypto_op **)cop, out, grp, got);
+	rte_mempool_put_bulk(crypto_op_pool, (void **)cop, got);
+	/* one SA means one session, but stay correct if a device split the burst */
+	for (uint16_t g = 0; g < ng; g++) {
+		okc[g] = rte_ipsec_pkt_process(grp[g].id.ptr, grp[g].m, (uint16_t)grp[g].cnt);
+		memcpy(&mb[pos], grp[g].m, okc[g] * sizeof(*mb));
+		pos += okc[g];
+	}
+	ok = pos;
+	/* then each group's failures, which rte_ipsec moved behind its good ones */
+	for (uint16_t g = 0; g < ng; g++) {
+		uint16_t nf = (uint16_t)grp[g].cnt - okc[g];
+
+		memcpy(&mb[pos], grp[g].m + okc[g], nf * sizeof(*mb));
+		pos += nf;
+	}
+	st->ok = ok;
+	st->proc = got;
+	st->prep = k;
+}
+
+static inline void run(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		       struct stage *st)
+{
+	if (likely(sa->ss.type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO))
+		run_cpu(sa, mb, n, st);
+	else
+		run_lookaside(sa, mb, n, worker, st);
+}
+
+/* rte_ipsec leaves the outer checksum to the NIC; we are the NIC here. */
+static inline void finish_outer(const struct sa *sa, struct rte_mbuf *m)
+{
+	if (sa->family == AF_INET) {
+		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod(m, struct rte_ipv4_hdr *);
+
+		ip->hdr_checksum = 0;
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+	} else if (sa->natt) {
+		/* a zero UDP checksum is not allowed over IPv6 (RFC 8200 8.1) */
+		struct rte_ipv6_hdr *ip = rte_pktmbuf_mtod(m, struct rte_ipv6_hdr *);
+		struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+
+		udp->dgram_cksum = 0;
+		udp->dgram_cksum = rte_ipv6_udptcp_cksum_mbuf(m, ip, sizeof(*ip));
+	}
+}
+
+static uint16_t outbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+{
+	struct sa_counters *c = &sa->cnt[worker];
+	struct rte_mbuf *orig[ESP_BURST_MAX];
+	uint32_t len[ESP_BURST_MAX];
+	uint8_t bad[ESP_BURST_MAX];
+	struct stage st;
+	uint64_t bytes = 0;
+	uint16_t k, nb = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		const uint8_t *ip = rte_pktmbuf_mtod(mb[i], const uint8_t *);
+
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(mb[i + 1], void *));
+		/* the SA's ESP next-header says IPv4 (sad.c); anything else would be mislabelled */
+		bad[i] = (ip[0] >> 4) != 4;
+		nb += bad[i];
+		mb[i]->l2_len = 0;
+	}
+	k = nb ? partition(mb, bad, n) : n;
+	c->drops[SA_DROP_OTHER] += n - k;
+	for (uint16_t i = 0; i < k; i++) {
+		orig[i] = mb[i];
+		len[i] = mb[i]->pkt_len;
+	}
+	rte_errno = 0;
+	run(sa, mb, k, worker, &st);
+	c->seq_used += k;
+	if (unlikely(st.ok < k)) {
+		if (rte_errno == EOVERFLOW) {
+			c->seq_exhausted = true;
+			c->drops[SA_DROP_EXPIRED] += k - st.ok;
+		} else {
+			c->drops[SA_DROP_OTHER] += k - st.ok;
+		}
+	}
+	/* good packets keep their relative order, so walk both lists once */
+	for (uint16_t i = 0, j = 0; i < st.ok; i++) {
+		while (orig[j] != mb[i])
+			j++;
+		bytes += len[j];
+		finish_outer(sa, mb[i]);
+	}
+	if (st.ok) {
+		c->packets += st.ok;
+		c->bytes += bytes;
+		c->last_tsc = rte_get_timer_cycles();
+	}
+	return st.ok;
+}
+
+/* Set l3_len to the bytes before ESP (outer IP, plus UDP for NAT-T). */
+static inline bool inbound_parse(const struct sa *sa, struct rte_mbuf *m)
+{
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t hl;
+	uint8_t proto;
+
+	if (sa->family == AF_INET) {
+		const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)p;
+
+		if ((ip->version_ihl >> 4) != 4)
+			return false;
+		hl = (ip->version_ihl & RTE_IPV4_HDR_IHL_MASK) * RTE_IPV4_IHL_MULTIPLIER;
+		proto = ip->next_proto_id;
+	} else {
+		const struct rte_ipv6_hdr *ip = (const struct rte_ipv6_hdr *)p;
+
+		if ((p[0] >> 4) != 6)
+			return false;
+		hl = sizeof(*ip);
+		proto = ip->proto;
+	}
+	if (proto == IPPROTO_UDP)
+		hl += sizeof(struct rte_udp_hdr);
+	else if (proto != IPPROTO_ESP_NUM)
+		return false;
+	if (m->data_len < hl + sizeof(struct rte_esp_hdr))
+		return false;
+	m->l2_len = 0;
+	m->l3_len = hl;
+	m->packet_type = ESP_PTYPE_MARK;
+	return true;
+}
+
+/* Why prepare refused a packet: it cannot say, so recheck what it checks. */
+static inline enum sa_drop prepare_reason(const struct sa *sa, const struct rte_mbuf *m)
+{
+	int32_t clen = (int32_t)(m->pkt_len - m->l3_len) -
+		       (int32_t)(sizeof(struct rte_esp_hdr) + sa->iv_len + sa->icv_len);
+	const struct rte_mbuf *last = rte_pktmbuf_lastseg((struct rte_mbuf *)(uintptr_t)m);
+
+	if (clen < 0 || (clen & (sa->pad_align - 1)) != 0 || rte_pktmbuf_tailroom(last) < 16)
+		return SA_DROP_OTHER;
+	return SA_DROP_REPLAY;
+}
+
+static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+{
+	struct sa_counters *c = &sa->cnt[worker];
+	uint8_t bad[ESP_BURST_MAX];
+	struct stage st;
+	uint64_t bytes = 0;
+	uint16_t k, nb = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(mb[i + 1], void *));
+		bad[i] = !inbound_parse(sa, mb[i]);
+		nb += bad[i];
+	}
+	k = nb ? partition(mb, bad, n) : n;
+	c->drops[SA_DROP_OTHER] += n - k;
+	run(sa, mb, k, worker, &st);
+
+	for (uint16_t i = st.ok; i < st.proc; i++) {
+		const struct rte_mbuf *m = mb[i];
+
+		if (m->ol_flags & RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED)
+			c->drops[SA_DROP_AUTH]++;
+		else if (m->packet_type == ESP_PTYPE_MARK)
+			c->drops[SA_DROP_TRAILER]++;
+		else
+			c->drops[SA_DROP_REPLAY]++; /* passed the trailer, lost the window update */
+	}
+	c->drops[SA_DROP_OTHER] += st.prep - st.proc;
+	for (uint16_t i = st.prep; i < k; i++)
+		c->drops[prepare_reason(sa, mb[i])]++;
+	for (uint16_t i = 0; i < st.ok; i++)
+		bytes += mb[i]->pkt_len;
+	if (st.ok) {
+		c->packets += st.ok;
+		c->bytes += bytes;
+		c->last_tsc = rte_get_timer_cycles();
+	}
+	return st.ok;
+}
+
+typedef uint16_t (*burst_fn)(struct sa *, struct rte_mbuf *[], uint16_t, unsigned);
+
+/* Split long bursts and keep the contract: all good ones first, in order. */
+static uint16_t split(burst_fn fn, struct sa *sa, struct rte_mbuf *mb[], uint16_t n,
+		      unsigned worker)
+{
+	struct rte_mbuf *tmp[ESP_BURST_MAX];
+	uint16_t k1, k2, bad1;
+
+	if (n <= ESP_BURST_MAX)
+		return fn(sa, mb, n, worker);
+	k1 = fn(sa, mb, ESP_BURST_MAX, worker);
+	k2 = split(fn, sa, mb + ESP_BURST_MAX, n - ESP_BURST_MAX, worker);
+	bad1 = ESP_BURST_MAX - k1;
+	if (bad1 && k2) {
+		memcpy(tmp, &mb[k1], bad1 * sizeof(*mb));
+		memmove(&mb[k1], &mb[ESP_BURST_MAX], k2 * sizeof(*mb));
+		memcpy(&mb[k1 + k2], tmp, bad1 * sizeof(*mb));
+	}
+	return k1 + k2;
+}
+
+static inline bool expired(struct sa *sa, uint16_t n, unsigned worker)
+{
+	if (likely(!__atomic_load_n(&sa->expired_hard, __ATOMIC_ACQUIRE)))
+		return false;
+	sa->cnt[worker].drops[SA_DROP_EXPIRED] += n;
+	return true;
+}
+
+uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+{
+	if (unlikely(n == 0 || expired(sa, n, worker)))
+		return 0;
+	return split(outbound_burst, sa, mb, n, worker);
+}
+
+uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+{
+	if (unlikely(n == 0 || expired(sa, n, worker)))
+		return 0;
+	return split(inbound_burst, sa, mb, n, worker);
+}

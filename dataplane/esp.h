@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ESP tunnel processing for one SA and a burst of packets, in place. The
+ * protocol work is rte_ipsec's; crypto goes through CPU crypto or the
+ * worker's own cryptodev queue pair (see crypto.h). Both functions return how
+ * many packets succeeded: those are mb[0..ret), the failed ones are moved to
+ * mb[ret..n) for the caller to free, and every failure is counted under its
+ * reason in the SA's counter slot for @worker.
+ */
+#ifndef DPSEC_ESP_H
+#define DPSEC_ESP_H
+
+#include <stdint.h>
+
+#include <rte_mbuf.h>
+
+#include "sad.h"
+
+/* Largest burst handled in one pass; longer bursts are split internally. */
+#define ESP_BURST_MAX 128
+
+/*
+ * @mb start at the inner IPv4 header (no Ethernet). On return the good ones
+ * start at the outer IP header (then UDP for NAT-T, then ESP) with a valid
+ * IPv4 header checksum; l2_len is 0 and l3_len the outer header length, so
+ * the caller can prepend Ethernet and transmit.
+ */
+uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker);
+
+/*
+ * @mb start at the outer IP header of an ESP (or ESP-in-UDP, RFC 3948)
+ * packet for @sa; the UDP header is removed together with the outer IP.
+ * On return the good ones start at the inner IP header. Replay-window,
+ * ICV and padding/trailer failures are counted separately.
+ */
+uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker);
+
+#endif

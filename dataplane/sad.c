@@ -1,0 +1,847 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * SA database: rte_hash (lock-free readers) from identity to an SA record
+ * holding the rte_ipsec SA, its crypto session and per-worker counters.
+ */
+#define ALLOW_EXPERIMENTAL_API 1 /* rte_rcu_qsbr_dq_* is experimental in 22.11 */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_ip.h>
+#include <rte_malloc.h>
+
+#include "crypto.h"
+#include "sad.h"
+
+#define IPPROTO_ESP_NUM	 50
+#define AEAD_SALT_LEN	 4 /* RFC 4106/7634: the key material ends in the salt */
+#define CTR_NONCE_LEN	 4 /* RFC 3686: likewise the nonce */
+#define AEAD_IV_LEN	 12
+#define AEAD_AAD_LEN	 8 /* SPI + 32-bit sequence number */
+#define AEAD_AAD_ESN_LEN 12
+#define CBC_IV_LEN	 16
+#define CTR_IV_LEN	 16 /* counter block rte_ipsec builds: nonce | IV | counter */
+#define TUNNEL_TTL	 64
+/* Raise a soft expiry this many sequence numbers before they run out. */
+#define SEQ_SOFT_MARGIN (1ULL << 24)
+
+struct sad_defer {
+	struct sa *sa;
+	int64_t pos; /* hash key slot to release, or -1 when the key stays (replace) */
+};
+
+static struct rte_hash *sad_hash;
+static struct rte_rcu_qsbr_dq *sad_dq;
+static struct rte_rcu_qsbr *sad_qs;
+static unsigned sad_workers;
+
+static const char *const drop_names[SA_DROP_MAX] = {
+    [SA_DROP_AUTH] = "auth",	 [SA_DROP_REPLAY] = "replay",	[SA_DROP_TRAILER] = "trailer",
+    [SA_DROP_POLICY] = "policy", [SA_DROP_EXPIRED] = "expired", [SA_DROP_OTHER] = "other",
+};
+
+static void sa_free(struct sa *sa)
+{
+	crypto_session_destroy(&sa->ss);
+	if (sa->ipsa != NULL)
+		rte_ipsec_sa_fini(sa->ipsa);
+	rte_free(sa);
+}
+
+static void defer_free(void *p, void *e, unsigned n)
+{
+	struct sad_defer *d = e;
+
+	RTE_SET_USED(p);
+	for (unsigned i = 0; i < n; i++) {
+		if (d[i].pos >= 0)
+			rte_hash_free_key_with_position(sad_hash, (int32_t)d[i].pos);
+		sa_free(d[i].sa);
+	}
+}
+
+/* Hand a record (and its key slot) to the grace-period queue. */
+static void retire(struct sa *sa, int32_t pos)
+{
+	struct sad_defer d = {.sa = sa, .pos = pos};
+
+	if (sad_dq == NULL || rte_rcu_qsbr_dq_enqueue(sad_dq, &d) != 0) {
+		/* No readers registered (or queue full): wait them out here. */
+		if (sad_qs != NULL)
+			rte_rcu_qsbr_synchronize(sad_qs, RTE_QSBR_THRID_INVALID);
+		defer_free(NULL, &d, 1);
+	}
+}
+
+int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errlen)
+{
+	struct rte_hash_parameters hp = {
+	    .name = "dpsec_sad",
+	    .entries = SAD_ENTRIES_MAX,
+	    .key_len = sizeof(struct sa_key),
+	    .hash_func = rte_hash_crc,
+	    .socket_id = SOCKET_ID_ANY,
+	    .extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+
+	if (n_workers == 0) {
+		snprintf(err, errlen, "sad: no workers");
+		return -EINVAL;
+	}
+	sad_hash = rte_hash_create(&hp);
+	if (sad_hash == NULL) {
+		snprintf(err, errlen, "sad: rte_hash_create: %s", rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	sad_qs = qs;
+	sad_workers = n_workers;
+	if (qs != NULL) {
+		struct rte_rcu_qsbr_dq_parameters dp = {
+		    .name = "dpsec_sad_dq",
+		    .size = SAD_ENTRIES_MAX,
+		    .esize = sizeof(struct sad_defer),
+		    .trigger_reclaim_limit = 64,
+		    .max_reclaim_size = 256,
+		    .free_fn = defer_free,
+		    .v = qs,
+		};
+
+		sad_dq = rte_rcu_qsbr_dq_create(&dp);
+		if (sad_dq == NULL) {
+			snprintf(err, errlen, "sad: defer queue: %s", rte_strerror(rte_errno));
+			rte_hash_free(sad_hash);
+			sad_hash = NULL;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void sad_fini(void)
+{
+	if (sad_hash == NULL)
+		return;
+	sad_flush();
+	if (sad_dq != NULL) {
+		/* Only at shutdown: every worker has stopped reading by now. */
+		while (rte_rcu_qsbr_dq_delete(sad_dq) != 0)
+			rte_rcu_qsbr_synchronize(sad_qs, RTE_QSBR_THRID_INVALID);
+		sad_dq = NULL;
+	}
+	rte_hash_free(sad_hash);
+	sad_hash = NULL;
+}
+
+unsigned sad_reclaim(void)
+{
+	unsigned freed = 0, pending = 0, avail = 0;
+
+	if (sad_dq != NULL)
+		rte_rcu_qsbr_dq_reclaim(sad_dq, SAD_ENTRIES_MAX, &freed, &pending, &avail);
+	return pending;
+}
+
+static int addr_family(size_t len)
+{
+	return len == 4 ? AF_INET : len == 16 ? AF_INET6 : -1;
+}
+
+static void key_fill(struct sa_key *k, uint32_t spi_be, const void *dst, int family, uint8_t proto)
+{
+	memset(k, 0, sizeof(*k));
+	k->spi = spi_be;
+	k->family = (uint8_t)family;
+	k->proto = proto;
+	memcpy(k->dst, dst, family == AF_INET ? 4 : 16);
+}
+
+static const char *id_fmt(const ProtobufCBinaryData *dst, uint32_t spi, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	int af = addr_family(dst->len);
+
+	if (af > 0)
+		inet_ntop(af, dst->data, a, sizeof(a));
+	snprintf(buf, len, "dst %s proto esp spi 0x%08x", a, spi);
+	return buf;
+}
+
+struct sa *sad_find(const Dpsec__SaId *id)
+{
+	struct sa_key k;
+	void *data;
+	int af = addr_family(id->dst.len);
+
+	if (af < 0 || sad_hash == NULL)
+		return NULL;
+	key_fill(&k, htonl(id->spi), id->dst.data, af, (uint8_t)id->proto);
+	return rte_hash_lookup_data(sad_hash, &k, &data) >= 0 ? data : NULL;
+}
+
+/* Algorithm tables: key lengths (AEAD/CTR including salt) and ICV lengths. */
+static int aead_params(Dpsec__Aead a, enum rte_crypto_aead_algorithm *algo, size_t *keylen)
+{
+	switch (a) {
+	case DPSEC__AEAD__AES_GCM_128:
+		*algo = RTE_CRYPTO_AEAD_AES_GCM;
+		*keylen = 16;
+		return 0;
+	case DPSEC__AEAD__AES_GCM_256:
+		*algo = RTE_CRYPTO_AEAD_AES_GCM;
+		*keylen = 32;
+		return 0;
+	case DPSEC__AEAD__CHACHA20_POLY1305:
+		*algo = RTE_CRYPTO_AEAD_CHACHA20_POLY1305;
+		*keylen = 32;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static int cipher_params(Dpsec__Cipher c, enum rte_crypto_cipher_algorithm *algo, size_t *keylen,
+			 uint16_t *ivlen)
+{
+	switch (c) {
+	case DPSEC__CIPHER__AES_CBC_128:
+	case DPSEC__CIPHER__AES_CBC_256:
+		*algo = RTE_CRYPTO_CIPHER_AES_CBC;
+		*keylen = c == DPSEC__CIPHER__AES_CBC_128 ? 16 : 32;
+		*ivlen = CBC_IV_LEN;
+		return 0;
+	case DPSEC__CIPHER__AES_CTR_128:
+		*algo = RTE_CRYPTO_CIPHER_AES_CTR;
+		*keylen = 16;
+		*ivlen = CTR_IV_LEN;
+		return 0;
+	case DPSEC__CIPHER__CIPHER_NULL:
+		*algo = RTE_CRYPTO_CIPHER_NULL;
+		*keylen = 0;
+		*ivlen = 0;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static int integ_params(Dpsec__Integ i, enum rte_crypto_auth_algorithm *algo, size_t *keylen,
+			uint16_t *icv)
+{
+	static const struct {
+		enum rte_crypto_auth_algorithm algo;
+		uint8_t key, icv;
+	} t[] = {
+	    [DPSEC__INTEG__HMAC_SHA1_96] = {RTE_CRYPTO_AUTH_SHA1_HMAC, 20, 12},
+	    [DPSEC__INTEG__HMAC_SHA256_128] = {RTE_CRYPTO_AUTH_SHA256_HMAC, 32, 16},
+	    [DPSEC__INTEG__HMAC_SHA384_192] = {RTE_CRYPTO_AUTH_SHA384_HMAC, 48, 24},
+	    [DPSEC__INTEG__HMAC_SHA512_256] = {RTE_CRYPTO_AUTH_SHA512_HMAC, 64, 32},
+	    [DPSEC__INTEG__HMAC_MD5_96] = {RTE_CRYPTO_AUTH_MD5_HMAC, 16, 12},
+	};
+
+	if ((unsigned)i >= RTE_DIM(t) || t[i].key == 0)
+		return -1;
+	*algo = t[i].algo;
+	*keylen = t[i].key;
+	*icv = t[i].icv;
+	return 0;
+}
+
+/* Everything sad_add builds before it touches the table. */
+struct sa_build {
+	struct rte_crypto_sym_xform xf[2];
+	struct rte_ipsec_sa_prm prm;
+	union {
+		struct rte_ipv4_hdr v4;
+		struct rte_ipv6_hdr v6;
+	} hdr;
+};
+
+static int build_xforms(const Dpsec__SaAdd *m, bool inbound, struct sa_build *b, char *err,
+			size_t errlen)
+{
+	const ProtobufCBinaryData *ek = &m->enc_key, *ak = &m->auth_key;
+	struct rte_crypto_sym_xform *c = &b->xf[0], *a = &b->xf[1];
+	size_t klen;
+
+	if (m->has_aead && m->aead != DPSEC__AEAD__AEAD_NONE) {
+		enum rte_crypto_aead_algorithm algo;
+
+		if ((m->has_cipher && m->cipher != DPSEC__CIPHER__CIPHER_NONE) ||
+		    (m->has_integ && m->integ != DPSEC__INTEG__INTEG_NONE)) {
+			snprintf(err, errlen, "aead excludes enc and auth");
+			return -EINVAL;
+		}
+		if (aead_params(m->aead, &algo, &klen) != 0) {
+			snprintf(err, errlen, "unknown aead algorithm %d", m->aead);
+			return -EINVAL;
+		}
+		if (!m->has_enc_key || ek->len != klen + AEAD_SALT_LEN) {
+			snprintf(err, errlen,
+				 "aead key must be %zu bytes (key + 4-byte salt), got %zu",
+				 klen + AEAD_SALT_LEN, m->has_enc_key ? ek->len : 0);
+			return -EINVAL;
+		}
+		c->type = RTE_CRYPTO_SYM_XFORM_AEAD;
+		c->aead.algo = algo;
+		c->aead.op = inbound ? RTE_CRYPTO_AEAD_OP_DECRYPT : RTE_CRYPTO_AEAD_OP_ENCRYPT;
+		c->aead.key.data = ek->data;
+		c->aead.key.length = (uint16_t)klen;
+		c->aead.iv.offset = CRYPTO_IV_OFFSET;
+		c->aead.iv.length = AEAD_IV_LEN;
+		c->aead.digest_length = 16;
+		c->aead.aad_length = m->esn ? AEAD_AAD_ESN_LEN : AEAD_AAD_LEN;
+		memcpy(&b->prm.ipsec_xform.salt, ek->data + klen, AEAD_SALT_LEN);
+		b->prm.crypto_xform = c;
+		return 0;
+	}
+
+	enum rte_crypto_cipher_algorithm calgo;
+	enum rte_crypto_auth_algorithm aalgo;
+	size_t aklen;
+	uint16_t ivlen, icv;
+
+	if (!m->has_cipher || cipher_params(m->cipher, &calgo, &klen, &ivlen) != 0) {
+		snprintf(err, errlen, "no or unknown enc algorithm");
+		return -EINVAL;
+	}
+	if (!m->has_integ || integ_params(m->integ, &aalgo, &aklen, &icv) != 0) {
+		/* ESP without integrity is open to cut-and-paste attacks: refuse it */
+		snprintf(err, errlen, "enc needs an auth algorithm");
+		return -EINVAL;
+	}
+	size_t want = klen + (calgo == RTE_CRYPTO_CIPHER_AES_CTR ? CTR_NONCE_LEN : 0);
+	if ((want > 0 && !m->has_enc_key) || (m->has_enc_key ? ek->len : 0) != want) {
+		snprintf(err, errlen, "enc key must be %zu bytes, got %zu", want,
+			 m->has_enc_key ? ek->len : 0);
+		return -EINVAL;
+	}
+	if (!m->has_auth_key || ak->len != aklen) {
+		snprintf(err, errlen, "auth key must be %zu bytes, got %zu", aklen,
+			 m->has_auth_key ? ak->len : 0);
+		return -EINVAL;
+	}
+	c->type = RTE_CRYPTO_SYM_XFORM_CIPHER;
+	c->cipher.algo = calgo;
+	c->cipher.op = inbound ? RTE_CRYPTO_CIPHER_OP_DECRYPT : RTE_CRYPTO_CIPHER_OP_ENCRYPT;
+	c->cipher.key.data = ek->data;
+	c->cipher.key.length = (uint16_t)klen;
+	c->cipher.iv.offset = CRYPTO_IV_OFFSET;
+	c->cipher.iv.length = ivlen;
+	if (calgo == RTE_CRYPTO_CIPHER_AES_CTR)
+		memcpy(&b->prm.ipsec_xform.salt, ek->data + klen, CTR_NONCE_LEN);
+	a->type = RTE_CRYPTO_SYM_XFORM_AUTH;
+	a->auth.algo = aalgo;
+	a->auth.op = inbound ? RTE_CRYPTO_AUTH_OP_VERIFY : RTE_CRYPTO_AUTH_OP_GENERATE;
+	a->auth.key.data = ak->data;
+	a->auth.key.length = (uint16_t)aklen;
+	a->auth.digest_length = icv;
+	/* rte_ipsec wants encrypt-then-MAC order outbound and verify-then-decrypt inbound */
+	if (inbound) {
+		a->next = c;
+		b->prm.crypto_xform = a;
+	} else {
+		c->next = a;
+		b->prm.crypto_xform = c;
+	}
+	return 0;
+}
+
+static void build_tunnel_hdr(const Dpsec__SaAdd *m, int af, struct sa_build *b)
+{
+	uint8_t proto = m->encap != NULL ? IPPROTO_UDP : IPPROTO_ESP_NUM;
+
+	if (af == AF_INET) {
+		struct rte_ipv4_hdr *h = &b->hdr.v4;
+
+		h->version_ihl = RTE_IPV4_VHL_DEF;
+		h->time_to_live = TUNNEL_TTL;
+		h->next_proto_id = proto;
+		memcpy(&h->src_addr, m->src.data, 4);
+		memcpy(&h->dst_addr, m->dst.data, 4);
+		b->prm.tun.hdr_len = sizeof(*h);
+		b->prm.ipsec_xform.tunnel.type = RTE_SECURITY_IPSEC_TUNNEL_IPV4;
+	} else {
+		struct rte_ipv6_hdr *h = &b->hdr.v6;
+
+		h->vtc_flow = htonl(6u << 28);
+		h->proto = proto;
+		h->hop_limits = TUNNEL_TTL;
+		memcpy(h->src_addr, m->src.data, 16);
+		memcpy(h->dst_addr, m->dst.data, 16);
+		b->prm.tun.hdr_len = sizeof(*h);
+		b->prm.ipsec_xform.tunnel.type = RTE_SECURITY_IPSEC_TUNNEL_IPV6;
+	}
+	b->prm.tun.hdr = &b->hdr;
+	b->prm.tun.hdr_l3_off = 0;
+	/*
+	 * rte_ipsec fixes the inner family per SA (it writes/checks the ESP
+	 * next-header with it); dpsec tunnels carry IPv4 inside.
+	 */
+	b->prm.tun.next_proto = IPPROTO_IPIP;
+}
+
+static int validate(const Dpsec__SaAdd *m, int *af, char *err, size_t errlen)
+{
+	*af = addr_family(m->dst.len);
+	if (*af < 0 || m->src.len != m->dst.len) {
+		snprintf(err, errlen, "src and dst must both be IPv4 or both IPv6");
+		return -EINVAL;
+	}
+	if (m->proto != IPPROTO_ESP_NUM) {
+		snprintf(err, errlen, "proto %u not supported (only esp)", m->proto);
+		return -ENOTSUP;
+	}
+	if (m->mode != DPSEC__MODE__MODE_TUNNEL) {
+		snprintf(err, errlen, "only tunnel mode is supported");
+		return -ENOTSUP;
+	}
+	if (m->spi < 256) {
+		/* RFC 4303: SPIs 1-255 are reserved by IANA, 0 is never sent */
+		snprintf(err, errlen, "spi 0x%x is reserved", m->spi);
+		return -EINVAL;
+	}
+	if (m->has_replay_window && m->replay_window > SAD_REPLAY_WIN_MAX) {
+		snprintf(err, errlen, "replay-window %u exceeds %u", m->replay_window,
+			 SAD_REPLAY_WIN_MAX);
+		return -EINVAL;
+	}
+	if (m->encap != NULL && (m->encap->sport == 0 || m->encap->sport > UINT16_MAX ||
+				 m->encap->dport == 0 || m->encap->dport > UINT16_MAX)) {
+		snprintf(err, errlen, "encap udp ports must be 1-65535");
+		return -EINVAL;
+	}
+	if (m->has_seq_out && !m->esn && m->seq_out >= UINT32_MAX) {
+		snprintf(err, errlen, "seq_out %llu leaves no 32-bit sequence numbers",
+			 (unsigned long long)m->seq_out);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* What esp.c needs to tell a malformed packet from a replayed one (mirrors rte_ipsec). */
+static void sa_geometry(struct sa *sa, const struct rte_crypto_sym_xform *xf)
+{
+	const struct rte_crypto_sym_xform *c = xf, *a = xf;
+
+	if (xf->type == RTE_CRYPTO_SYM_XFORM_AEAD) {
+		sa->iv_len = 8;
+		sa->icv_len = xf->aead.digest_length;
+		sa->pad_align = 4;
+		return;
+	}
+	if (xf->type == RTE_CRYPTO_SYM_XFORM_AUTH)
+		c = xf->next;
+	else
+		a = xf->next;
+	sa->icv_len = a->auth.digest_length;
+	switch (c->cipher.algo) {
+	case RTE_CRYPTO_CIPHER_AES_CBC:
+		sa->iv_len = 16;
+		sa->pad_align = 16;
+		break;
+	case RTE_CRYPTO_CIPHER_AES_CTR:
+		sa->iv_len = 8;
+		sa->pad_align = 4;
+		break;
+	default:
+		sa->iv_len = 0;
+		sa->pad_align = 4;
+	}
+}
+
+static void lifetime_copy(const Dpsec__Lifetime *l, struct sa *sa)
+{
+	if (l == NULL)
+		return;
+	sa->soft.bytes = l->has_soft_bytes ? l->soft_bytes : 0;
+	sa->soft.packets = l->has_soft_packets ? l->soft_packets : 0;
+	sa->soft.seconds = l->has_soft_seconds ? l->soft_seconds : 0;
+	sa->hard.bytes = l->has_hard_bytes ? l->hard_bytes : 0;
+	sa->hard.packets = l->has_hard_packets ? l->hard_packets : 0;
+	sa->hard.seconds = l->has_hard_seconds ? l->hard_seconds : 0;
+}
+
+int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
+{
+	struct sa_build b;
+	struct sa_key key;
+	struct sa *sa = NULL, *old = NULL;
+	bool inbound = m->dir == DPSEC__DIR__DIR_IN;
+	char idbuf[96];
+	size_t hdr_sz, cnt_sz;
+	int af, rc, sz;
+
+	if (sad_hash == NULL) {
+		snprintf(err, errlen, "sad not initialised");
+		return -EINVAL;
+	}
+	rc = validate(m, &af, err, errlen);
+	if (rc != 0)
+		return rc;
+	key_fill(&key, htonl(m->spi), m->dst.data, af, (uint8_t)m->proto);
+	if (rte_hash_lookup_data(sad_hash, &key, (void **)&old) < 0)
+		old = NULL;
+	if (old != NULL && !(m->has_replace && m->replace)) {
+		snprintf(err, errlen, "SA %s exists",
+			 id_fmt(&m->dst, m->spi, idbuf, sizeof(idbuf)));
+		return -EEXIST;
+	}
+
+	memset(&b, 0, sizeof(b));
+	rc = build_xforms(m, inbound, &b, err, errlen);
+	if (rc != 0)
+		return rc;
+	b.prm.ipsec_xform.spi = m->spi;
+	b.prm.ipsec_xform.direction =
+	    inbound ? RTE_SECURITY_IPSEC_SA_DIR_INGRESS : RTE_SECURITY_IPSEC_SA_DIR_EGRESS;
+	b.prm.ipsec_xform.proto = RTE_SECURITY_IPSEC_SA_PROTO_ESP;
+	b.prm.ipsec_xform.mode = RTE_SECURITY_IPSEC_SA_MODE_TUNNEL;
+	b.prm.ipsec_xform.options.esn = m->has_esn && m->esn;
+	b.prm.ipsec_xform.replay_win_sz = inbound && m->has_replay_window ? m->replay_window : 0;
+	/*
+	 * Only outbound SAs tell rte_ipsec about UDP: 22.11's inbound setup has no
+	 * case for NAT-T SAs and would leave the SA unconfigured. Inbound, esp.c
+	 * counts the UDP header into l3_len, so it goes with the outer IP header.
+	 */
+	if (m->encap != NULL && !inbound) {
+		b.prm.ipsec_xform.options.udp_encap = 1;
+		b.prm.ipsec_xform.udp.sport = (uint16_t)m->encap->sport;
+		b.prm.ipsec_xform.udp.dport = (uint16_t)m->encap->dport;
+	}
+	/* rte_ipsec takes the next sequence number to send; seq_out is the last one sent */
+	if (!inbound)
+		b.prm.ipsec_xform.esn.value = (m->has_seq_out ? m->seq_out : 0) + 1;
+	/*
+	 * Several workers may send on one outbound SA (RSS spreads the inner
+	 * flows), so outbound sequence numbers are taken atomically. Inbound SAs
+	 * are fed by one worker each (RSS hashes the outer addresses), which keeps
+	 * rte_ipsec's replay window free of its reader/writer lock.
+	 */
+	if (!inbound && sad_workers > 1)
+		b.prm.flags = RTE_IPSEC_SAFLAG_SQN_ATOM;
+	build_tunnel_hdr(m, af, &b);
+
+	sz = rte_ipsec_sa_size(&b.prm);
+	if (sz < 0) {
+		snprintf(err, errlen, "rte_ipsec_sa_size: %s", strerror(-sz));
+		rc = sz;
+		goto out;
+	}
+	hdr_sz = RTE_ALIGN_CEIL(sizeof(*sa), RTE_CACHE_LINE_SIZE);
+	cnt_sz = sizeof(struct sa_counters) * sad_workers;
+	sa = rte_zmalloc("dpsec_sa", hdr_sz + cnt_sz + sz, RTE_CACHE_LINE_SIZE);
+	if (sa == NULL) {
+		snprintf(err, errlen, "out of memory for SA");
+		rc = -ENOMEM;
+		goto out;
+	}
+	sa->cnt = (struct sa_counters *)((uint8_t *)sa + hdr_sz);
+	sa->ipsa = (struct rte_ipsec_sa *)((uint8_t *)sa->cnt + cnt_sz);
+	rc = rte_ipsec_sa_init(sa->ipsa, &b.prm, sz);
+	if (rc < 0) {
+		snprintf(err, errlen, "rte_ipsec_sa_init: %s", strerror(-rc));
+		sa->ipsa = NULL;
+		goto out;
+	}
+	sa->ss.sa = sa->ipsa;
+	rc = crypto_session_create(b.prm.crypto_xform, &sa->ss, &sa->dev_name, err, errlen);
+	if (rc != 0)
+		goto out;
+
+	sa_geometry(sa, b.prm.crypto_xform);
+	sa->inbound = inbound;
+	sa->natt = m->encap != NULL;
+	sa->family = (uint8_t)af;
+	if (sa->natt) {
+		sa->sport = (uint16_t)m->encap->sport;
+		sa->dport = (uint16_t)m->encap->dport;
+	}
+	sa->key = key;
+	memcpy(sa->src, m->src.data, m->src.len);
+	memcpy(sa->dst, m->dst.data, m->dst.len);
+	sa->mode = m->mode;
+	sa->aead = m->has_aead ? m->aead : DPSEC__AEAD__AEAD_NONE;
+	sa->cipher = m->has_cipher ? m->cipher : DPSEC__CIPHER__CIPHER_NONE;
+	sa->integ = m->has_integ ? m->integ : DPSEC__INTEG__INTEG_NONE;
+	sa->replay_window = b.prm.ipsec_xform.replay_win_sz;
+	sa->esn = b.prm.ipsec_xform.options.esn;
+	sa->seq_first = b.prm.ipsec_xform.esn.value;
+	lifetime_copy(m->lifetime, sa);
+	sa->add_tsc = rte_get_timer_cycles();
+
+	/* On replace the LF hash swaps the data pointer atomically for readers. */
+	rc = rte_hash_add_key_data(sad_hash, &key, sa);
+	if (rc != 0) {
+		snprintf(err, errlen, "SAD full (%d entries)", SAD_ENTRIES_MAX);
+		rc = -ENOSPC;
+		goto out;
+	}
+	if (old != NULL)
+		retire(old, -1);
+	sa = NULL;
+	rc = 0;
+out:
+	if (sa != NULL)
+		sa_free(sa);
+	/* the key bytes live in the request; the stack copy of the xforms is all we hold */
+	explicit_bzero(&b, sizeof(b));
+	return rc;
+}
+
+int sad_del(const Dpsec__SaId *id, char *err, size_t errlen)
+{
+	struct sa_key k;
+	struct sa *sa;
+	char idbuf[96];
+	int32_t pos;
+	int af = addr_family(id->dst.len);
+
+	sa = sad_find(id);
+	if (sa == NULL) {
+		snprintf(err, errlen, "no SA %s", id_fmt(&id->dst, id->spi, idbuf, sizeof(idbuf)));
+		return -ENOENT;
+	}
+	key_fill(&k, htonl(id->spi), id->dst.data, af, (uint8_t)id->proto);
+	pos = rte_hash_del_key(sad_hash, &k);
+	retire(sa, pos);
+	return 0;
+}
+
+void sad_flush(void)
+{
+	const void *key;
+	void *data;
+	uint32_t next = 0, n = 0;
+	struct sa **all;
+
+	if (sad_hash == NULL || rte_hash_count(sad_hash) == 0)
+		return;
+	/* Collect first: deleting can compact bucket chains under a running iterator. */
+	all = malloc(sizeof(*all) * (size_t)rte_hash_count(sad_hash));
+	if (all == NULL)
+		return;
+	while (rte_hash_iterate(sad_hash, &key, &data, &next) >= 0)
+		all[n++] = data;
+	for (uint32_t i = 0; i < n; i++)
+		retire(all[i], rte_hash_del_key(sad_hash, &all[i]->key));
+	free(all);
+}
+
+static void sum_counters(const struct sa *sa, struct sa_counters *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (unsigned w = 0; w < sad_workers; w++) {
+		const struct sa_counters *c = &sa->cnt[w];
+
+		t->bytes += c->bytes;
+		t->packets += c->packets;
+		t->seq_used += c->seq_used;
+		t->last_tsc = RTE_MAX(t->last_tsc, c->last_tsc);
+		t->seq_exhausted |= c->seq_exhausted;
+		for (unsigned r = 0; r < SA_DROP_MAX; r++)
+			t->drops[r] += c->drops[r];
+	}
+}
+
+/* One malloc per SaInfo so the caller frees each with a single free(). */
+struct info_blob {
+	Dpsec__SaInfo info;
+	Dpsec__SaAdd add;
+	Dpsec__Encap encap;
+	Dpsec__Lifetime life;
+	Dpsec__Counter drops[SA_DROP_MAX];
+	Dpsec__Counter *dropp[SA_DROP_MAX];
+	uint8_t src[16], dst[16];
+};
+
+static Dpsec__SaInfo *info_make(const struct sa *sa, uint64_t now_tsc, time_t now)
+{
+	struct info_blob *b = calloc(1, sizeof(*b));
+	struct sa_counters t;
+	size_t alen = sa->family == AF_INET ? 4 : 16;
+
+	if (b == NULL)
+		return NULL;
+	sum_counters(sa, &t);
+	dpsec__sa_info__init(&b->info);
+	dpsec__sa_add__init(&b->add);
+	memcpy(b->src, sa->src, alen);
+	memcpy(b->dst, sa->dst, alen);
+	b->add.src = (ProtobufCBinaryData){alen, b->src};
+	b->add.dst = (ProtobufCBinaryData){alen, b->dst};
+	b->add.proto = sa->key.proto;
+	b->add.spi = ntohl(sa->key.spi);
+	b->add.dir = sa->inbound ? DPSEC__DIR__DIR_IN : DPSEC__DIR__DIR_OUT;
+	b->add.mode = sa->mode;
+	if (sa->aead != DPSEC__AEAD__AEAD_NONE) {
+		b->add.has_aead = true;
+		b->add.aead = sa->aead;
+	} else {
+		b->add.has_cipher = b->add.has_integ = true;
+		b->add.cipher = sa->cipher;
+		b->add.integ = sa->integ;
+	}
+	b->add.has_replay_window = sa->inbound;
+	b->add.replay_window = sa->replay_window;
+	b->add.has_esn = true;
+	b->add.esn = sa->esn;
+	if (sa->natt) {
+		dpsec__encap__init(&b->encap);
+		b->encap.sport = sa->sport;
+		b->encap.dport = sa->dport;
+		b->add.encap = &b->encap;
+	}
+	dpsec__lifetime__init(&b->life);
+	b->life.has_soft_bytes = b->life.has_soft_packets = b->life.has_soft_seconds = true;
+	b->life.has_hard_bytes = b->life.has_hard_packets = b->life.has_hard_seconds = true;
+	b->life.soft_bytes = sa->soft.bytes;
+	b->life.soft_packets = sa->soft.packets;
+	b->life.soft_seconds = sa->soft.seconds;
+	b->life.hard_bytes = sa->hard.bytes;
+	b->life.hard_packets = sa->hard.packets;
+	b->life.hard_seconds = sa->hard.seconds;
+	b->add.lifetime = &b->life;
+
+	b->info.sa = &b->add;
+	b->info.has_bytes = b->info.has_packets = b->info.has_last_use = true;
+	b->info.bytes = t.bytes;
+	b->info.packets = t.packets;
+	if (t.last_tsc != 0)
+		b->info.last_use = (uint64_t)now - (now_tsc - t.last_tsc) / rte_get_timer_hz();
+	for (unsigned r = 0; r < SA_DROP_MAX; r++) {
+		dpsec__counter__init(&b->drops[r]);
+		b->drops[r].name = (char *)drop_names[r];
+		b->drops[r].value = t.drops[r];
+		b->dropp[r] = &b->drops[r];
+	}
+	b->info.n_drops = SA_DROP_MAX;
+	b->info.drops = b->dropp;
+	if (!sa->inbound) {
+		b->info.has_seq_out = true;
+		b->info.seq_out = sa->seq_first - 1 + t.seq_used;
+	}
+	b->info.has_expired_soft = b->info.has_expired_hard = true;
+	b->info.expired_soft = sa->expired_soft;
+	b->info.expired_hard = sa->expired_hard;
+	return &b->info;
+}
+
+size_t sad_dump(Dpsec__SaInfo ***out)
+{
+	const void *key;
+	void *data;
+	uint32_t next = 0;
+	size_t n = 0, cap;
+	uint64_t now_tsc = rte_get_timer_cycles();
+	time_t now = time(NULL);
+
+	*out = NULL;
+	if (sad_hash == NULL)
+		return 0;
+	cap = rte_hash_count(sad_hash);
+	if (cap == 0)
+		return 0;
+	*out = calloc(cap, sizeof(**out));
+	if (*out == NULL)
+		return 0;
+	while (n < cap && rte_hash_iterate(sad_hash, &key, &data, &next) >= 0) {
+		Dpsec__SaInfo *i = info_make(data, now_tsc, now);
+
+		if (i != NULL)
+			(*out)[n++] = i;
+	}
+	return n;
+}
+
+void sad_dump_free(Dpsec__SaInfo **infos, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(infos[i]); /* the SaInfo is the first member of its blob */
+	free(infos);
+}
+
+static bool limits_hit(const struct sa_lifetime *l, const struct sa_counters *t, uint64_t secs)
+{
+	return (l->bytes != 0 && t->bytes >= l->bytes) ||
+	       (l->packets != 0 && t->packets >= l->packets) ||
+	       (l->seconds != 0 && secs >= l->seconds);
+}
+
+void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, void *arg)
+{
+	const void *key;
+	void *data;
+	uint32_t next = 0;
+	uint64_t hz = rte_get_timer_hz();
+
+	if (sad_hash == NULL)
+		return;
+	while (rte_hash_iterate(sad_hash, &key, &data, &next) >= 0) {
+		struct sa *sa = data;
+		struct sa_counters t;
+		uint64_t secs, seq_max, seq_last;
+
+		if (sa->expired_hard)
+			continue;
+		sum_counters(sa, &t);
+		secs = (now_tsc - sa->add_tsc) / hz;
+		seq_max = sa->esn ? UINT64_MAX : UINT32_MAX;
+		seq_last = sa->seq_first - 1 + t.seq_used;
+		if (t.seq_exhausted || limits_hit(&sa->hard, &t, secs)) {
+			/* workers see the flag on their next burst; no ordering needed beyond that
+			 */
+			__atomic_store_n(&sa->expired_hard, true, __ATOMIC_RELEASE);
+			sa->expired_soft = true;
+			if (cb != NULL)
+				cb(sa, true, arg);
+			continue;
+		}
+		if (!sa->expired_soft &&
+		    (limits_hit(&sa->soft, &t, secs) ||
+		     (!sa->inbound && seq_last >= seq_max - SEQ_SOFT_MARGIN))) {
+			sa->expired_soft = true;
+			if (cb != NULL)
+				cb(sa, false, arg);
+		}
+	}
+}
+
+struct sa *sad_lookup(uint32_t spi_be, const void *dst, int family)
+{
+	struct sa_key k;
+	void *data;
+
+	key_fill(&k, spi_be, dst, family, IPPROTO_ESP_NUM);
+	return rte_hash_lookup_data(sad_hash, &k, &data) >= 0 ? data : NULL;
+}
+
+unsigned sad_lookup_bulk(const uint32_t spi_be[], const void *const dst[], const int family[],
+			 unsigned n, struct sa *out[])
+{
+	struct sa_key keys[SAD_LOOKUP_BULK_MAX];
+	const void *kp[SAD_LOOKUP_BULK_MAX];
+	uint64_t hits = 0;
+
+	n = RTE_MIN(n, (unsigned)SAD_LOOKUP_BULK_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		key_fill(&keys[i], spi_be[i], dst[i], family[i], IPPROTO_ESP_NUM);
+		kp[i] = &keys[i];
+	}
+	if (n == 0 || rte_hash_lookup_bulk_data(sad_hash, kp, n, &hits, (void **)out) < 0)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		if (!(hits & (1ULL << i)))
+			out[i] = NULL;
+	return (unsigned)__builtin_popcountll(hits);
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Security Association Database. The control thread is the only writer; the
+ * workers look SAs up without locks and account traffic in their own counter
+ * slot of each SA. A deleted or replaced SA is freed only after every worker
+ * has passed a quiescent state (rte_rcu_qsbr), so a record a worker found stays
+ * valid until that worker reports quiescent.
+ *
+ * Key: (SPI, destination address, address family, protocol) — the SA's
+ * identity (dst, proto, spi) as IKE and `sa add/del` name it. Inbound, the
+ * worker has exactly those fields from the packet (outer destination and the
+ * ESP SPI), so one exact-match lookup finds the SA; SPIs we allocate ourselves
+ * are unique per destination. Keeping dst in the key also lets outbound SAs
+ * whose SPIs were chosen by different peers coincide without clashing.
+ */
+#ifndef DPSEC_SAD_H
+#define DPSEC_SAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rte_common.h>
+#include <rte_ipsec.h>
+#include <rte_rcu_qsbr.h>
+
+#include "dpsec.pb-c.h"
+
+#define SAD_ENTRIES_MAX	    65536
+#define SAD_REPLAY_WIN_MAX  4096
+#define SAD_LOOKUP_BULK_MAX 64 /* what rte_hash_lookup_bulk accepts at once */
+
+/* Why a packet was dropped by an SA; one counter each, per worker. */
+enum sa_drop {
+	SA_DROP_AUTH,	 /* ICV mismatch */
+	SA_DROP_REPLAY,	 /* sequence number already seen or left of the window */
+	SA_DROP_TRAILER, /* bad padding, pad length or next header */
+	SA_DROP_POLICY,	 /* inner packet not allowed by the inbound policy (caller counts) */
+	SA_DROP_EXPIRED, /* hard lifetime reached or sequence numbers exhausted */
+	SA_DROP_OTHER,	 /* malformed, no room, crypto device refused */
+	SA_DROP_MAX
+};
+
+/* One worker's view of an SA: written only by that worker. */
+struct sa_counters {
+	uint64_t bytes; /* inner IP bytes, both directions */
+	uint64_t packets;
+	uint64_t last_tsc; /* last successful packet, timer cycles */
+	uint64_t seq_used; /* outbound sequence numbers this worker consumed */
+	uint64_t drops[SA_DROP_MAX];
+	bool seq_exhausted; /* rte_ipsec refused to wrap the sequence number */
+} __rte_cache_aligned;
+
+struct sa_lifetime {
+	uint64_t bytes, packets, seconds; /* 0 = no limit */
+};
+
+struct sa_key {
+	uint32_t spi; /* network order */
+	uint8_t family;
+	uint8_t proto;
+	uint16_t zero; /* keys are hashed whole: never leave padding undefined */
+	uint8_t dst[16];
+};
+
+struct sa {
+	/* read on every burst */
+	struct rte_ipsec_session ss;
+	struct sa_counters *cnt; /* [n_workers], cache-aligned slots */
+	bool expired_hard;	 /* set by the control thread; workers then drop */
+	bool inbound;
+	bool natt;
+	uint8_t family;			    /* outer AF_INET / AF_INET6 */
+	uint16_t sport, dport;		    /* NAT-T ports, host order */
+	uint8_t iv_len, icv_len, pad_align; /* ESP geometry, for drop reasons */
+
+	/* control thread only */
+	struct sa_key key;
+	uint8_t src[16], dst[16];
+	Dpsec__Mode mode;
+	Dpsec__Aead aead;
+	Dpsec__Cipher cipher;
+	Dpsec__Integ integ;
+	uint32_t replay_window;
+	bool esn;
+	bool expired_soft;
+	struct sa_lifetime soft, hard;
+	uint64_t add_tsc;
+	uint64_t seq_first; /* first outbound sequence number */
+	const char *dev_name;
+	struct rte_ipsec_sa *ipsa; /* follows the counters in the same allocation */
+};
+
+/*
+ * Create the table. @qs is the workers' QSBR variable (NULL only when no
+ * worker ever reads the SAD, as in single-threaded tests). Returns 0 or -errno.
+ */
+int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errlen);
+void sad_fini(void);
+
+/* Control thread. Return 0 or -errno with a reason in @err; nothing changes on error. */
+int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen);
+int sad_del(const Dpsec__SaId *id, char *err, size_t errlen);
+void sad_flush(void);
+/* Every SA as SaInfo (no keys; counters summed over workers). Free with sad_dump_free(). */
+size_t sad_dump(Dpsec__SaInfo ***out);
+void sad_dump_free(Dpsec__SaInfo **infos, size_t n);
+/* Control-thread lookup by identity (no RCU needed: the caller is the writer). */
+struct sa *sad_find(const Dpsec__SaId *id);
+/* Free records whose grace period is over; returns how many are still pending. */
+unsigned sad_reclaim(void);
+
+/*
+ * Lifetimes: called periodically by the control thread with
+ * rte_get_timer_cycles(). Raises @cb once for soft and once for hard expiry
+ * of each SA; hard-expired SAs are marked so esp_* drop their packets.
+ * Sequence-number exhaustion is a hard expiry.
+ */
+typedef void (*sad_expire_cb)(const struct sa *sa, bool hard, void *arg);
+void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, void *arg);
+
+/* Worker side, lock-free. @dst is 4 or 16 bytes in network order. */
+struct sa *sad_lookup(uint32_t spi_be, const void *dst, int family);
+/*
+ * Up to SAD_LOOKUP_BULK_MAX lookups at once; out[i] is NULL on a miss.
+ * Returns the number of hits.
+ */
+unsigned sad_lookup_bulk(const uint32_t spi_be[], const void *const dst[], const int family[],
+			 unsigned n, struct sa *out[]);
+
+#endif
