@@ -2,11 +2,19 @@
 #include <errno.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <rte_byteorder.h>
+
 #include "apply.h"
 #include "channel.h"
 #include "grammar.h"
 #include "netlink.h"
 #include "port.h"
+#include "sad.h"
+#include "spd.h"
 
 bool apply_running;
 
@@ -138,8 +146,115 @@ static void apply_neigh(const Dpsec__NeighChange *m, Dpsec__Reply *rep)
 		      err, rep);
 }
 
+/* Every library call below reports 0 or -errno with a reason in @err. */
+static void result(int rc, const char *err, Dpsec__Reply *rep)
+{
+	if (rc < 0)
+		chan_reply_error(rep, code_of(rc), "%s", err);
+}
+
+void *apply_msg_clone(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(len ? len : 1);
+	ProtobufCMessage *out = NULL;
+
+	if (buf == NULL)
+		return NULL;
+	protobuf_c_message_pack(m, buf);
+	out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	free(buf);
+	return out;
+}
+
+static void apply_sa_query(const Dpsec__SaId *id, Dpsec__Reply *rep)
+{
+	Dpsec__SaInfo *info, *copy;
+	char err[256];
+	int rc = sad_query(id, &info, err, sizeof(err));
+
+	if (rc < 0) {
+		result(rc, err, rep);
+		return;
+	}
+	/* The SAD builds an SaInfo in one blob; replies are freed field by field. */
+	copy = apply_msg_clone(&info->base);
+	free(info);
+	rep->sas = malloc(sizeof(*rep->sas));
+	if (copy == NULL || rep->sas == NULL) {
+		if (copy != NULL)
+			dpsec__sa_info__free_unpacked(copy, NULL);
+		chan_reply_error(rep, DPSEC__CODE__EINTERNAL, "out of memory");
+		return;
+	}
+	rep->sas[0] = copy;
+	rep->n_sas = 1;
+}
+
+static void apply_policy_query(const Dpsec__PolicyDel *p, Dpsec__Reply *rep)
+{
+	Dpsec__PolicyInfo *info;
+	char err[256];
+	int rc = spd_query(p, &info, err, sizeof(err));
+
+	if (rc < 0) {
+		result(rc, err, rep);
+		return;
+	}
+	rep->policies = malloc(sizeof(*rep->policies));
+	if (rep->policies == NULL) {
+		dpsec__policy_info__free_unpacked(info, NULL);
+		chan_reply_error(rep, DPSEC__CODE__EINTERNAL, "out of memory");
+		return;
+	}
+	rep->policies[0] = info;
+	rep->n_policies = 1;
+}
+
+/* An SPI unused by any SA to @dst; IKE picks its inbound SPIs here. */
+static void apply_spi_alloc(const Dpsec__SpiAlloc *m, Dpsec__Reply *rep)
+{
+	uint32_t lo = m->has_min ? m->min : 0x100, hi = m->has_max ? m->max : 0xffffffff;
+	Dpsec__SaId id = DPSEC__SA_ID__INIT;
+
+	if (!addr_ok(&m->dst, rep, "spi alloc"))
+		return;
+	if (lo < 0x100 || lo > hi) {
+		chan_reply_error(rep, DPSEC__CODE__EINVAL, "spi alloc: bad range 0x%x-0x%x", lo,
+				 hi);
+		return;
+	}
+	id.dst = m->dst;
+	id.proto = m->proto;
+	for (int tries = 0; tries < 1000; tries++) {
+		uint32_t r;
+
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			break;
+		id.spi = lo + (uint32_t)((uint64_t)r % ((uint64_t)hi - lo + 1));
+		if (sad_find(&id) == NULL) {
+			rep->has_spi = true;
+			rep->spi = id.spi;
+			return;
+		}
+	}
+	chan_reply_error(rep, DPSEC__CODE__ENOSPC, "spi alloc: no free SPI in 0x%x-0x%x", lo, hi);
+}
+
+static void apply_flush(const Dpsec__Flush *f, Dpsec__Reply *rep)
+{
+	if (f->what == DPSEC__FLUSH__WHAT__SA)
+		sad_flush();
+	else if (f->what == DPSEC__FLUSH__WHAT__POLICY)
+		spd_flush();
+	else
+		chan_reply_error(rep, DPSEC__CODE__EINVAL, "flush: unknown table %d", f->what);
+}
+
 void apply_request(const Dpsec__Request *req, Dpsec__Reply *rep, void *ctx)
 {
+	char err[512];
+
 	(void)ctx;
 	switch (req->body_case) {
 	case DPSEC__REQUEST__BODY_PORT:
@@ -158,20 +273,64 @@ void apply_request(const Dpsec__Request *req, Dpsec__Reply *rep, void *ctx)
 		show_reply(req->show, rep);
 		break;
 	case DPSEC__REQUEST__BODY_SA_ADD:
+		result(sad_add(req->sa_add, err, sizeof(err)), err, rep);
+		break;
 	case DPSEC__REQUEST__BODY_SA_DEL:
-	case DPSEC__REQUEST__BODY_SA_UPDATE:
+		result(sad_del(req->sa_del, err, sizeof(err)), err, rep);
+		break;
 	case DPSEC__REQUEST__BODY_SA_QUERY:
-	case DPSEC__REQUEST__BODY_SPI_ALLOC:
-	case DPSEC__REQUEST__BODY_POLICY_ADD:
-	case DPSEC__REQUEST__BODY_POLICY_DEL:
-	case DPSEC__REQUEST__BODY_POLICY_QUERY:
-	case DPSEC__REQUEST__BODY_FLUSH:
+		apply_sa_query(req->sa_query, rep);
+		break;
+	case DPSEC__REQUEST__BODY_SA_UPDATE:
 		chan_reply_error(rep, DPSEC__CODE__ENOTSUP,
-				 "SAs and policies are not supported by this dataplane yet");
+				 "sa update (NAT mapping, MOBIKE) is not supported yet");
+		break;
+	case DPSEC__REQUEST__BODY_SPI_ALLOC:
+		apply_spi_alloc(req->spi_alloc, rep);
+		break;
+	case DPSEC__REQUEST__BODY_POLICY_ADD:
+		result(spd_add(req->policy_add, err, sizeof(err)), err, rep);
+		break;
+	case DPSEC__REQUEST__BODY_POLICY_DEL:
+		result(spd_del(req->policy_del, err, sizeof(err)), err, rep);
+		break;
+	case DPSEC__REQUEST__BODY_POLICY_QUERY:
+		apply_policy_query(req->policy_query, rep);
+		break;
+	case DPSEC__REQUEST__BODY_FLUSH:
+		apply_flush(req->flush, rep);
 		break;
 	default:
 		chan_reply_error(rep, DPSEC__CODE__EBADMSG, "request %u has no known body",
 				 (unsigned)req->body_case);
 		break;
 	}
+}
+
+/*
+ * Protect policies cache a pointer to their SA. A policy added after its SA
+ * looks it up; an SA added, replaced or deleted repoints its policies before
+ * the SAD retires the old record.
+ */
+static void *resolve_sa(int dir, uint32_t spi, const uint8_t *sa_dst, size_t sa_len)
+{
+	return sad_find_spi(dir == DPSEC__DIR__DIR_IN, spi, sa_dst, sa_len);
+}
+
+static void rebind_sa(const struct sa *old, struct sa *sa)
+{
+	const struct sa *s = sa != NULL ? sa : old;
+	int dir = s->inbound ? DPSEC__DIR__DIR_IN : DPSEC__DIR__DIR_OUT;
+
+	if (old != NULL)
+		spd_replace_sa(old, sa);
+	if (sa != NULL)
+		spd_bind_sa(dir, rte_be_to_cpu_32(sa->key.spi), sa->dst,
+			    sa->family == AF_INET ? 4 : 16, sa);
+}
+
+void apply_bind_init(void)
+{
+	spd_set_sa_resolver(resolve_sa);
+	sad_set_rebind(rebind_sa);
 }

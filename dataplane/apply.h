@@ -16,6 +16,12 @@ extern bool apply_running;
 /* Channel handler signature (proto/channel.h); @ctx unused. */
 void apply_request(const Dpsec__Request *req, Dpsec__Reply *rep, void *ctx);
 
+/* A malloc'd deep copy of @m that a reply can own. */
+void *apply_msg_clone(const ProtobufCMessage *m);
+
+/* SAD <-> SPD glue: policies find their SA, SA changes repoint policies. */
+void apply_bind_init(void);
+
 /* `show ...` replies (show.c). */
 void show_reply(const Dpsec__Show *s, Dpsec__Reply *rep);
 

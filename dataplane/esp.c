@@ -304,16 +304,49 @@ static inline bool expired(struct sa *sa, uint16_t n, unsigned worker)
 	return true;
 }
 
+/*
+ * Hard packet and byte limits hold exactly: the control thread only notices
+ * them on its next tick, by which time a burst would have overshot. Only SAs
+ * with such limits pay for reading the other workers' counters.
+ */
+static inline uint16_t within_limits(struct sa *sa, struct rte_mbuf *mb[], uint16_t n,
+				     unsigned worker)
+{
+	uint64_t packets = 0, bytes = 0;
+	uint16_t k = n;
+
+	if (likely(sa->hard.packets == 0 && sa->hard.bytes == 0))
+		return n;
+	for (unsigned w = 0; w < sad_workers; w++) {
+		packets += sa->cnt[w].packets;
+		bytes += sa->cnt[w].bytes;
+	}
+	if (sa->hard.packets != 0)
+		k = packets >= sa->hard.packets ? 0 : RTE_MIN((uint64_t)k, sa->hard.packets - packets);
+	if (sa->hard.bytes != 0)
+		for (uint16_t i = 0; i < k; i++) {
+			bytes += mb[i]->pkt_len;
+			if (bytes > sa->hard.bytes) {
+				k = i;
+				break;
+			}
+		}
+	sa->cnt[worker].drops[SA_DROP_EXPIRED] += n - k;
+	return k;
+}
+
 uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
 {
 	if (unlikely(n == 0 || expired(sa, n, worker)))
 		return 0;
-	return split(outbound_burst, sa, mb, n, worker);
+	n = within_limits(sa, mb, n, worker);
+	return n ? split(outbound_burst, sa, mb, n, worker) : 0;
 }
 
 uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
 {
 	if (unlikely(n == 0 || expired(sa, n, worker)))
 		return 0;
-	return split(inbound_burst, sa, mb, n, worker);
+	n = within_limits(sa, mb, n, worker);
+	return n ? split(inbound_burst, sa, mb, n, worker) : 0;
 }

@@ -3,9 +3,44 @@
 #ifndef DPSEC_FORWARD_H
 #define DPSEC_FORWARD_H
 
+#include <rte_ip.h>
+
+#include "fib.h"
 #include "worker.h"
 
-/* @pkts start at the Ethernet header of valid IPv4 packets that arrived on @in_port. */
-void forward4_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n);
+static inline struct rte_ipv4_hdr *forward_ip4(struct rte_mbuf *m)
+{
+	return rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, sizeof(struct rte_ether_hdr));
+}
+
+/* LPM results for the destinations of @pkts (Ethernet header on). */
+void forward4_lookup(struct rte_mbuf **pkts, uint16_t n, uint32_t hop[]);
+
+/*
+ * Send @pkts (Ethernet header on, valid IPv4) towards the next hops already
+ * looked up; with @ttl the packets are being routed and lose one TTL (expired
+ * ones go to the kernel, which answers as a router). Local next hops punt to
+ * @in_port's TAP.
+ */
+void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, const uint32_t *hop,
+		   uint16_t n, bool ttl);
+
+static inline void forward4_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
+				  uint16_t n, bool ttl)
+{
+	uint32_t hop[WORKER_BURST];
+
+	forward4_lookup(pkts, n, hop);
+	forward4_hops(w, in_port, pkts, hop, n, ttl);
+}
+
+/* RFC 1624: TTL is the high byte of its 16-bit word, so the sum moves by 0x0100. */
+static inline void forward_ttl_decrement(struct rte_ipv4_hdr *ip)
+{
+	uint32_t c = rte_be_to_cpu_16(ip->hdr_checksum) + 0x0100;
+
+	ip->time_to_live--;
+	ip->hdr_checksum = rte_cpu_to_be_16((uint16_t)(c + (c >> 16)));
+}
 
 #endif

@@ -24,11 +24,15 @@
 #include "addr.h"
 #include "apply.h"
 #include "channel.h"
+#include "crypto.h"
 #include "fib.h"
+#include "lifetime.h"
 #include "grammar.h"
 #include "neigh.h"
 #include "netlink.h"
 #include "port.h"
+#include "sad.h"
+#include "spd.h"
 #include "stats.h"
 #include "upcall.h"
 #include "worker.h"
@@ -135,6 +139,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* Apply every config request through the same path dpsecctl uses. */
 static int apply_config(const struct gram_config *cfg, const char *path)
 {
+	char err[256];
+
+	/* One SPD build for the whole file, not one per policy line. */
+	spd_begin();
 	for (size_t i = 0; i < cfg->n; i++) {
 		Dpsec__Reply *rep = malloc(sizeof(*rep));
 		int ok;
@@ -148,8 +156,14 @@ static int apply_config(const struct gram_config *cfg, const char *path)
 			fprintf(stderr, "dpsec-dataplane: %s:%u: %s\n", path, cfg->lineno[i],
 				rep->reason != NULL ? rep->reason : chan_code_name(rep->code));
 		protobuf_c_message_free_unpacked(&rep->base, NULL);
-		if (!ok)
+		if (!ok) {
+			spd_commit(err, sizeof(err));
 			return -1;
+		}
+	}
+	if (spd_commit(err, sizeof(err)) < 0) {
+		fprintf(stderr, "dpsec-dataplane: %s: policies: %s\n", path, err);
+		return -1;
 	}
 	return 0;
 }
@@ -177,7 +191,9 @@ static void control_loop(struct chan_server *srv)
 		/* The tick bounds upcall latency; ZMQ_FD is edge-triggered, so always drain. */
 		poll(fds, 2, CONTROL_TICK_MS);
 		nl_process();
-		upcall_drain();
+		upcall_drain(srv);
+		lifetime_tick(srv);
+		/* Last: sending events can swallow a ZMQ_FD wake-up for requests. */
 		chan_server_process(srv, apply_request, NULL);
 	}
 }
@@ -236,10 +252,14 @@ int main(int argc, char **argv)
 	}
 	if (fib_init(worker_config.qs, err, sizeof(err)) < 0 ||
 	    neigh_init(worker_config.qs, err, sizeof(err)) < 0 || upcall_init(err, sizeof(err)) < 0 ||
-	    port_init(n_workers, o.mbufs, err, sizeof(err)) < 0 || nl_init(err, sizeof(err)) < 0) {
+	    port_init(n_workers, o.mbufs, err, sizeof(err)) < 0 || nl_init(err, sizeof(err)) < 0 ||
+	    crypto_init(n_workers, err, sizeof(err)) < 0 ||
+	    sad_init(worker_config.qs, n_workers, err, sizeof(err)) < 0 ||
+	    spd_init(worker_config.qs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dpsec-dataplane: %s\n", err);
 		goto out_eal;
 	}
+	apply_bind_init();
 	if (apply_config(&cfg, o.config) < 0)
 		goto out_ports;
 	nl_resync();
@@ -276,6 +296,9 @@ out_ports:
 	worker_join();
 	port_stop_all();
 	nl_close();
+	spd_fini();
+	sad_fini();
+	crypto_fini();
 out_eal:
 	gram_config_free(&cfg);
 	rte_eal_cleanup();

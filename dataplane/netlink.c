@@ -36,12 +36,18 @@
 /* An interrupted dump (table changed under it) is simply redone. */
 #define NL_DUMP_TRIES 3
 #define NL_EXTACK_MAX 160
+/* Our own requests: a header and a few addresses. */
+#define NL_REQ_SIZE 512
 
 static struct mnl_socket *req_sock;
 static struct mnl_socket *ev_sock;
 static uint32_t req_portid;
 static uint32_t req_seq;
-static uint8_t nl_buf[NL_BUF_SIZE] __attribute__((aligned(8)));
+/* Apart, so a sink may ask the kernel something while events are being fed. */
+static uint8_t ev_buf[NL_BUF_SIZE] __attribute__((aligned(8)));
+static uint8_t req_buf[NL_BUF_SIZE] __attribute__((aligned(8)));
+/* Replies to a request would interleave with the dump parts on one socket. */
+static bool dumping;
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -84,10 +90,11 @@ static ssize_t nl_recv(struct mnl_socket *s, void *buf, size_t len)
 				continue;
 			return -errno;
 		}
-		if (mh.msg_flags & MSG_TRUNC)
-			continue; /* partial datagram: its messages cannot be trusted */
 		if (mh.msg_namelen != sizeof(sa) || sa.nl_family != AF_NETLINK || sa.nl_pid != 0)
 			continue;
+		/* A partial datagram lost messages; callers decide what that costs. */
+		if (mh.msg_flags & MSG_TRUNC)
+			return -EMSGSIZE;
 		return n;
 	}
 }
@@ -395,15 +402,19 @@ static int request(struct nlmsghdr *nlh, char *msg, size_t msglen)
 
 	if (req_sock == NULL)
 		return -ENOTCONN;
+	if (dumping)
+		return -EBUSY;
 	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
 	ret = send_req(nlh);
 	if (ret < 0)
 		return ret;
 	for (;;) {
-		ssize_t n = nl_recv(req_sock, nl_buf, sizeof(nl_buf));
-		const struct nlmsghdr *r = (const struct nlmsghdr *)nl_buf;
+		ssize_t n = nl_recv(req_sock, req_buf, sizeof(req_buf));
+		const struct nlmsghdr *r = (const struct nlmsghdr *)req_buf;
 		int len = (int)n;
 
+		if (n == -EMSGSIZE)
+			continue; /* an ACK is small: this was something else */
 		if (n < 0)
 			return n == -EAGAIN ? -ETIMEDOUT : (int)n;
 		for (; mnl_nlmsg_ok(r, len); r = mnl_nlmsg_next(r, &len))
@@ -413,10 +424,10 @@ static int request(struct nlmsghdr *nlh, char *msg, size_t msglen)
 }
 
 /* Dump one object type through the same parsers as events. */
-static int dump(uint16_t type, const void *hdr, size_t hdrlen)
+static int run_dump(uint16_t type, const void *hdr, size_t hdrlen)
 {
 	for (int tries = 0; tries < NL_DUMP_TRIES; tries++) {
-		char req[MNL_SOCKET_BUFFER_SIZE];
+		uint8_t req[NL_REQ_SIZE] __attribute__((aligned(8)));
 		struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
 		bool intr = false;
 		int ret;
@@ -428,8 +439,8 @@ static int dump(uint16_t type, const void *hdr, size_t hdrlen)
 		if (ret < 0)
 			return ret;
 		for (bool done = false; !done;) {
-			ssize_t n = nl_recv(req_sock, nl_buf, sizeof(nl_buf));
-			const struct nlmsghdr *r = (const struct nlmsghdr *)nl_buf;
+			ssize_t n = nl_recv(req_sock, req_buf, sizeof(req_buf));
+			const struct nlmsghdr *r = (const struct nlmsghdr *)req_buf;
 			int len = (int)n;
 
 			if (n < 0)
@@ -461,6 +472,16 @@ static int dump(uint16_t type, const void *hdr, size_t hdrlen)
 	return -EINTR;
 }
 
+static int dump(uint16_t type, const void *hdr, size_t hdrlen)
+{
+	int ret;
+
+	dumping = true;
+	ret = run_dump(type, hdr, hdrlen);
+	dumping = false;
+	return ret;
+}
+
 int nl_resync(void)
 {
 	struct ifaddrmsg ifa = {.ifa_family = AF_UNSPEC};
@@ -470,6 +491,8 @@ int nl_resync(void)
 
 	if (req_sock == NULL)
 		return -ENOTCONN;
+	if (dumping)
+		return -EBUSY;
 	ret = dump(RTM_GETADDR, &ifa, sizeof(ifa));
 	if (ret == 0)
 		ret = dump(RTM_GETROUTE, &rtm, sizeof(rtm));
@@ -485,11 +508,11 @@ void nl_process(void)
 	if (ev_sock == NULL)
 		return;
 	for (;;) {
-		ssize_t n = nl_recv(ev_sock, nl_buf, sizeof(nl_buf));
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)nl_buf;
+		ssize_t n = nl_recv(ev_sock, ev_buf, sizeof(ev_buf));
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)ev_buf;
 		int len = (int)n;
 
-		if (n == -ENOBUFS) {
+		if (n == -ENOBUFS || n == -EMSGSIZE) {
 			/* Events were lost; what is still queued is overtaken by the dump. */
 			overrun = true;
 			continue;
@@ -621,7 +644,8 @@ static bool args_ok(int ifindex, const uint8_t *addr, size_t alen, unsigned int 
 int nl_addr(bool add, int ifindex, const uint8_t *addr, size_t alen, unsigned plen, char *err,
 	    size_t errlen)
 {
-	char req[MNL_SOCKET_BUFFER_SIZE], ext[NL_EXTACK_MAX], a[64], dev[IF_NAMESIZE];
+	uint8_t req[NL_REQ_SIZE] __attribute__((aligned(8)));
+	char ext[NL_EXTACK_MAX], a[64], dev[IF_NAMESIZE];
 	struct nlmsghdr *nlh;
 	struct ifaddrmsg *ifa;
 	int ret;
@@ -657,7 +681,8 @@ int nl_addr(bool add, int ifindex, const uint8_t *addr, size_t alen, unsigned pl
 int nl_route(bool add, int ifindex, const uint8_t *dst, size_t alen, unsigned plen,
 	     const uint8_t *via, uint32_t metric, char *err, size_t errlen)
 {
-	char req[MNL_SOCKET_BUFFER_SIZE], ext[NL_EXTACK_MAX], d[64], g[64], dev[IF_NAMESIZE];
+	uint8_t req[NL_REQ_SIZE] __attribute__((aligned(8)));
+	char ext[NL_EXTACK_MAX], d[64], g[64], dev[IF_NAMESIZE];
 	char nh[80];
 	struct nlmsghdr *nlh;
 	struct rtmsg *rtm;
@@ -705,7 +730,8 @@ int nl_route(bool add, int ifindex, const uint8_t *dst, size_t alen, unsigned pl
 int nl_neigh(bool add, int ifindex, const uint8_t *addr, size_t alen, const uint8_t mac[6],
 	     char *err, size_t errlen)
 {
-	char req[MNL_SOCKET_BUFFER_SIZE], ext[NL_EXTACK_MAX], a[64], dev[IF_NAMESIZE];
+	uint8_t req[NL_REQ_SIZE] __attribute__((aligned(8)));
+	char ext[NL_EXTACK_MAX], a[64], dev[IF_NAMESIZE];
 	struct nlmsghdr *nlh;
 	struct ndmsg *ndm;
 	int ret;
@@ -742,7 +768,8 @@ int nl_neigh(bool add, int ifindex, const uint8_t *addr, size_t alen, const uint
 
 int nl_neigh_resolve(int ifindex, const uint8_t *addr, size_t alen)
 {
-	char req[MNL_SOCKET_BUFFER_SIZE], ext[NL_EXTACK_MAX];
+	uint8_t req[NL_REQ_SIZE] __attribute__((aligned(8)));
+	char ext[NL_EXTACK_MAX];
 	struct nlmsghdr *nlh;
 	struct ndmsg *ndm;
 	int ret;

@@ -44,12 +44,40 @@ struct sad_defer {
 static struct rte_hash *sad_hash;
 static struct rte_rcu_qsbr_dq *sad_dq;
 static struct rte_rcu_qsbr *sad_qs;
-static unsigned sad_workers;
+unsigned sad_workers;
 
 static const char *const drop_names[SA_DROP_MAX] = {
     [SA_DROP_AUTH] = "auth",	 [SA_DROP_REPLAY] = "replay",	[SA_DROP_TRAILER] = "trailer",
     [SA_DROP_POLICY] = "policy", [SA_DROP_EXPIRED] = "expired", [SA_DROP_OTHER] = "other",
 };
+
+static int addr_family(size_t len);
+static sad_rebind_fn sad_rebind;
+
+void sad_set_rebind(sad_rebind_fn fn)
+{
+	sad_rebind = fn;
+}
+
+struct sa *sad_find_spi(bool inbound, uint32_t spi, const uint8_t *dst, size_t len)
+{
+	const void *key;
+	void *data;
+	uint32_t next = 0;
+
+	if (sad_hash == NULL)
+		return NULL;
+	while (rte_hash_iterate(sad_hash, &key, &data, &next) >= 0) {
+		struct sa *sa = data;
+
+		if (sa->inbound != inbound || ntohl(sa->key.spi) != spi)
+			continue;
+		if (len != 0 && (addr_family(len) != sa->family || memcmp(sa->dst, dst, len) != 0))
+			continue;
+		return sa;
+	}
+	return NULL;
+}
 
 static void sa_free(struct sa *sa)
 {
@@ -587,6 +615,8 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		rc = -ENOSPC;
 		goto out;
 	}
+	if (sad_rebind != NULL)
+		sad_rebind(old, sa);
 	if (old != NULL)
 		retire(old, -1);
 	sa = NULL;
@@ -614,6 +644,8 @@ int sad_del(const Dpsec__SaId *id, char *err, size_t errlen)
 	}
 	key_fill(&k, htonl(id->spi), id->dst.data, af, (uint8_t)id->proto);
 	pos = rte_hash_del_key(sad_hash, &k);
+	if (sad_rebind != NULL)
+		sad_rebind(sa, NULL);
 	retire(sa, pos);
 	return 0;
 }
@@ -633,8 +665,13 @@ void sad_flush(void)
 		return;
 	while (rte_hash_iterate(sad_hash, &key, &data, &next) >= 0)
 		all[n++] = data;
-	for (uint32_t i = 0; i < n; i++)
-		retire(all[i], rte_hash_del_key(sad_hash, &all[i]->key));
+	for (uint32_t i = 0; i < n; i++) {
+		int32_t pos = rte_hash_del_key(sad_hash, &all[i]->key);
+
+		if (sad_rebind != NULL)
+			sad_rebind(all[i], NULL);
+		retire(all[i], pos);
+	}
 	free(all);
 }
 
@@ -735,6 +772,23 @@ static Dpsec__SaInfo *info_make(const struct sa *sa, uint64_t now_tsc, time_t no
 	b->info.expired_soft = sa->expired_soft;
 	b->info.expired_hard = sa->expired_hard;
 	return &b->info;
+}
+
+int sad_query(const Dpsec__SaId *id, Dpsec__SaInfo **out, char *err, size_t errlen)
+{
+	struct sa *sa = sad_find(id);
+	char idbuf[96];
+
+	if (sa == NULL) {
+		snprintf(err, errlen, "no SA %s", id_fmt(&id->dst, id->spi, idbuf, sizeof(idbuf)));
+		return -ENOENT;
+	}
+	*out = info_make(sa, rte_get_timer_cycles(), time(NULL));
+	if (*out == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 size_t sad_dump(Dpsec__SaInfo ***out)

@@ -91,6 +91,8 @@ struct sa {
 	struct rte_ipsec_sa *ipsa; /* follows the counters in the same allocation */
 };
 
+extern unsigned sad_workers; /* counter slots per SA */
+
 /*
  * Create the table. @qs is the workers' QSBR variable (NULL only when no
  * worker ever reads the SAD, as in single-threaded tests). Returns 0 or -errno.
@@ -105,8 +107,21 @@ void sad_flush(void);
 /* Every SA as SaInfo (no keys; counters summed over workers). Free with sad_dump_free(). */
 size_t sad_dump(Dpsec__SaInfo ***out);
 void sad_dump_free(Dpsec__SaInfo **infos, size_t n);
+/* One SA as SaInfo, built in one allocation: release it with free(). */
+int sad_query(const Dpsec__SaId *id, Dpsec__SaInfo **out, char *err, size_t errlen);
 /* Control-thread lookup by identity (no RCU needed: the caller is the writer). */
 struct sa *sad_find(const Dpsec__SaId *id);
+/*
+ * Called on the control thread whenever a record starts or stops being the SA
+ * for its identity (@old NULL for a new SA, @sa NULL on delete), before @old
+ * goes to the grace-period queue: whoever caches SA pointers (the SPD)
+ * repoints them here, so no reader can pick up @old after its grace period.
+ */
+typedef void (*sad_rebind_fn)(const struct sa *old, struct sa *sa);
+void sad_set_rebind(sad_rebind_fn fn);
+/* Control thread: the SA of that direction with @spi (and @dst when @len != 0). */
+struct sa *sad_find_spi(bool inbound, uint32_t spi, const uint8_t *dst, size_t len);
+
 /* Free records whose grace period is over; returns how many are still pending. */
 unsigned sad_reclaim(void);
 

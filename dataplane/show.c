@@ -11,6 +11,8 @@
 #include "fib.h"
 #include "neigh.h"
 #include "port.h"
+#include "sad.h"
+#include "spd.h"
 #include "stats.h"
 #include "upcall.h"
 
@@ -81,6 +83,23 @@ static Dpsec__Stats *stats_dump(void)
 	return s;
 }
 
+/* The SAD builds each SaInfo in one blob; replies are freed field by field. */
+static size_t sa_dump(Dpsec__SaInfo ***out)
+{
+	Dpsec__SaInfo **blobs;
+	size_t n = sad_dump(&blobs), k = 0;
+
+	*out = calloc(n ? n : 1, sizeof(**out));
+	for (size_t i = 0; i < n && *out != NULL; i++) {
+		Dpsec__SaInfo *c = apply_msg_clone(&blobs[i]->base);
+
+		if (c != NULL)
+			(*out)[k++] = c;
+	}
+	sad_dump_free(blobs, n);
+	return k;
+}
+
 void show_reply(const Dpsec__Show *s, Dpsec__Reply *rep)
 {
 	switch (s->what) {
@@ -100,8 +119,10 @@ void show_reply(const Dpsec__Show *s, Dpsec__Reply *rep)
 		rep->n_addrs = addr_dump(&rep->addrs);
 		break;
 	case DPSEC__SHOW__WHAT__SA:
+		rep->n_sas = sa_dump(&rep->sas);
+		break;
 	case DPSEC__SHOW__WHAT__POLICY:
-		/* No SAs or policies can exist yet. */
+		rep->n_policies = spd_dump(&rep->policies);
 		break;
 	default:
 		chan_reply_error(rep, DPSEC__CODE__EINVAL, "unknown show %d", s->what);

@@ -453,7 +453,8 @@ static void slot_fill(uint32_t s, const struct spd_key *k, const Dpsec__PolicyAd
 			memcpy(r->sa_dst, p->sa_dst.data, p->sa_dst.len);
 		}
 		if (spd.resolve)
-			r->sa = spd.resolve(r->spi, r->sa_len ? r->sa_dst : NULL, r->sa_len);
+			r->sa = spd.resolve(r->dir, r->spi, r->sa_len ? r->sa_dst : NULL,
+					    r->sa_len);
 	}
 }
 
@@ -881,7 +882,22 @@ void spd_flush(void)
 	(void)changed(err, sizeof(err));
 }
 
-unsigned spd_bind_sa(uint32_t spi, const uint8_t *sa_dst, size_t sa_len, void *sa)
+unsigned spd_replace_sa(const void *old, void *sa)
+{
+	unsigned n = 0;
+
+	for (uint32_t s = 0; s < SPD_MAX_POLICIES; s++) {
+		struct spd_policy *r = &spd.tab[s];
+
+		if (spd.ctl[s].state == SLOT_FREE || r->sa != old)
+			continue;
+		__atomic_store_n(&r->sa, sa, __ATOMIC_RELEASE);
+		n++;
+	}
+	return n;
+}
+
+unsigned spd_bind_sa(int dir, uint32_t spi, const uint8_t *sa_dst, size_t sa_len, void *sa)
 {
 	unsigned n = 0;
 	uint32_t s;
@@ -890,7 +906,7 @@ unsigned spd_bind_sa(uint32_t spi, const uint8_t *sa_dst, size_t sa_len, void *s
 		struct spd_policy *r = &spd.tab[s];
 
 		if (spd.ctl[s].state == SLOT_FREE || r->action != DPSEC__ACTION__ACT_PROTECT ||
-		    r->spi != spi)
+		    r->spi != spi || r->dir != dir)
 			continue;
 		if (r->sa_len && (r->sa_len != sa_len || memcmp(r->sa_dst, sa_dst, sa_len)))
 			continue;

@@ -54,8 +54,8 @@ struct spd_policy {
 	uint8_t dst[16];
 } __rte_cache_aligned;
 
-/* Resolves (spi, sa_dst) to an SA when a protect policy is added (set by the apply path). */
-typedef void *(*spd_sa_resolver_t)(uint32_t spi, const uint8_t *sa_dst, size_t sa_len);
+/* Resolves (dir, spi, sa_dst) to an SA when a protect policy is added (set by the apply path). */
+typedef void *(*spd_sa_resolver_t)(int dir, uint32_t spi, const uint8_t *sa_dst, size_t sa_len);
 
 /* ---- control thread ---- */
 
@@ -80,11 +80,13 @@ int spd_del(const Dpsec__PolicyDel *p, char *err, size_t errlen);
 void spd_flush(void);
 
 /*
- * Set the SA of every protect policy bound to (spi, sa_dst); policies that name no
- * sa_dst match any destination. NULL unbinds (the caller frees the SA only after a
- * grace period). Returns how many policies were updated.
+ * Set the SA of every protect policy of @dir bound to (spi, sa_dst); policies that
+ * name no sa_dst match any destination. NULL unbinds (the caller frees the SA only
+ * after a grace period). Returns how many policies were updated.
  */
-unsigned spd_bind_sa(uint32_t spi, const uint8_t *sa_dst, size_t sa_len, void *sa);
+unsigned spd_bind_sa(int dir, uint32_t spi, const uint8_t *sa_dst, size_t sa_len, void *sa);
+/* Every policy now using @old uses @sa instead (NULL: unbound). Returns how many. */
+unsigned spd_replace_sa(const void *old, void *sa);
 
 /*
  * `show policy`: malloc'd array of malloc'd PolicyInfo; packets and last_use (unix

@@ -27,7 +27,13 @@
 	X(TX_FULL, "tx_full")                 /* output queue full */                               \
 	X(PUNT_FULL, "punt_full")             /* TAP queue full */                                  \
 	X(NO_PORT, "no_port")                 /* TAP traffic for an unconfigured port */            \
-	X(IPV6_FORWARD, "ipv6_forward")       /* IPv6 transit not enabled yet */
+	X(IPV6_FORWARD, "ipv6_forward")       /* IPv6 transit not enabled yet */       \
+	X(NO_SA, "no_sa")                     /* unknown SPI, or protect policy without SA */ \
+	X(ESP, "esp")                         /* ESP processing failed; the SA says why */  \
+	X(ESP_MALFORMED, "esp_malformed")     /* too short to carry an SPI */               \
+	X(POLICY, "policy")                   /* discard, or not allowed by the SPD */      \
+	X(TRAP, "trap")                       /* trap policy: no SA yet */                  \
+	X(NATT_KEEPALIVE, "natt_keepalive")   /* RFC 3948 keepalive, consumed */
 
 enum stats_drop {
 #define X(e, n) STATS_DROP_##e,

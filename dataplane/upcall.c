@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <stdio.h>
 
+#include <rte_byteorder.h>
+
+#include "channel.h"
 #include "netlink.h"
 #include "port.h"
+#include "spd.h"
 #include "upcall.h"
 
 struct rte_ring *upcall_ring;
@@ -19,7 +23,72 @@ int upcall_init(char *err, size_t errlen)
 	return 0;
 }
 
-void upcall_drain(void)
+static ProtobufCBinaryData bin(const uint8_t *a, uint8_t family)
+{
+	return (ProtobufCBinaryData){ .len = family == 4 ? 4 : 16, .data = (uint8_t *)a };
+}
+
+/*
+ * The policy record may have been replaced since the worker saw it; its slot
+ * is only reused after a grace period, so at worst the selector is the new
+ * policy's, which is what IKE would negotiate for now anyway.
+ */
+static void acquire(struct chan_server *srv, const struct upcall *u)
+{
+	const struct spd_policy *p = u->policy;
+	Dpsec__Prefix src = DPSEC__PREFIX__INIT, dst = DPSEC__PREFIX__INIT;
+	Dpsec__Selector sel = DPSEC__SELECTOR__INIT;
+	Dpsec__Acquire acq = DPSEC__ACQUIRE__INIT;
+	Dpsec__Event ev = DPSEC__EVENT__INIT;
+
+	src.addr = bin(p->src, p->family);
+	src.len = p->src_len;
+	dst.addr = bin(p->dst, p->family);
+	dst.len = p->dst_len;
+	sel.src = &src;
+	sel.dst = &dst;
+	if (p->proto != 0) {
+		sel.has_proto = true;
+		sel.proto = p->proto;
+	}
+	if (p->sport_lo != 0 || p->sport_hi != 0xffff) {
+		sel.has_sport_lo = sel.has_sport_hi = true;
+		sel.sport_lo = p->sport_lo;
+		sel.sport_hi = p->sport_hi;
+	}
+	if (p->dport_lo != 0 || p->dport_hi != 0xffff) {
+		sel.has_dport_lo = sel.has_dport_hi = true;
+		sel.dport_lo = p->dport_lo;
+		sel.dport_hi = p->dport_hi;
+	}
+	acq.sel = &sel;
+	acq.src = bin(u->addr, u->family);
+	acq.dst = bin(u->addr2, u->family);
+	acq.has_proto = true;
+	acq.proto = u->proto;
+	ev.body_case = DPSEC__EVENT__BODY_ACQUIRE;
+	ev.acquire = &acq;
+	chan_server_event(srv, &ev);
+}
+
+static void mapping(struct chan_server *srv, const struct upcall *u)
+{
+	Dpsec__SaId id = DPSEC__SA_ID__INIT;
+	Dpsec__Mapping map = DPSEC__MAPPING__INIT;
+	Dpsec__Event ev = DPSEC__EVENT__INIT;
+
+	id.dst = bin(u->addr2, u->family);
+	id.proto = IPPROTO_ESP;
+	id.spi = rte_be_to_cpu_32(u->spi);
+	map.sa = &id;
+	map.new_addr = bin(u->addr, u->family);
+	map.new_port = rte_be_to_cpu_16(u->sport);
+	ev.body_case = DPSEC__EVENT__BODY_MAPPING;
+	ev.mapping = &map;
+	chan_server_event(srv, &ev);
+}
+
+void upcall_drain(struct chan_server *srv)
 {
 	struct upcall u[64];
 	unsigned n;
@@ -27,12 +96,23 @@ void upcall_drain(void)
 	while ((n = rte_ring_sc_dequeue_burst_elem(upcall_ring, u, sizeof(u[0]), RTE_DIM(u),
 						   NULL)) > 0) {
 		for (unsigned i = 0; i < n; i++) {
-			if (u[i].type != UPCALL_RESOLVE || u[i].port >= PORT_MAX ||
-			    !ports[u[i].port].configured)
-				continue;
-			/* The kernel resolves; its answer comes back through the mirror. */
-			nl_neigh_resolve(ports[u[i].port].tap_ifindex, u[i].addr,
-					 u[i].family == 4 ? 4 : 16);
+			switch (u[i].type) {
+			case UPCALL_RESOLVE:
+				if (u[i].port >= PORT_MAX || !ports[u[i].port].configured)
+					break;
+				/* The kernel resolves; its answer comes back through the mirror. */
+				nl_neigh_resolve(ports[u[i].port].tap_ifindex, u[i].addr,
+						 u[i].family == 4 ? 4 : 16);
+				break;
+			case UPCALL_ACQUIRE:
+				if (srv != NULL)
+					acquire(srv, &u[i]);
+				break;
+			case UPCALL_MAPPING:
+				if (srv != NULL)
+					mapping(srv, &u[i]);
+				break;
+			}
 		}
 	}
 }

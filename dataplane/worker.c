@@ -7,6 +7,8 @@
 
 #include "classify.h"
 #include "forward.h"
+#include "inbound.h"
+#include "outbound.h"
 #include "tap.h"
 #include "tx.h"
 #include "worker.h"
@@ -71,6 +73,30 @@ int worker_setup(char *err, size_t errlen)
 	return 0;
 }
 
+/* Split routed IPv4 into what is for the gateway and what passes through. */
+static void route4(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct rte_mbuf *local[WORKER_BURST], *transit[WORKER_BURST];
+	uint32_t hop[WORKER_BURST], thop[WORKER_BURST];
+	uint16_t nl = 0, nt = 0;
+
+	forward4_lookup(pkts, n, hop);
+	for (uint16_t i = 0; i < n; i++) {
+		if (unlikely(!(hop[i] & RTE_LPM_LOOKUP_SUCCESS))) {
+			tx_drop(w, port, pkts[i], STATS_DROP_NO_ROUTE);
+		} else if (fib.nh[hop[i] & 0x00ffffff].kind == FIB_NH_LOCAL) {
+			local[nl++] = pkts[i];
+		} else {
+			thop[nt] = hop[i];
+			transit[nt++] = pkts[i];
+		}
+	}
+	if (nl > 0)
+		inbound_burst(w, port, local, nl);
+	if (nt > 0)
+		outbound_burst(w, port, transit, thop, nt);
+}
+
 static void idle(struct worker *w, unsigned *empty)
 {
 	unsigned us;
@@ -110,7 +136,7 @@ static int worker_main(void *arg)
 				w->stats[q->port].rx += n;
 				uint16_t nf = classify_burst(w, q->port, pkts, n, fwd);
 				if (nf > 0)
-					forward4_burst(w, q->port, fwd, nf);
+					route4(w, q->port, fwd, nf);
 			}
 			tx_flush(w);
 		}

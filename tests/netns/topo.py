@@ -246,19 +246,22 @@ def remove_dpdk_files(prefix):
     shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
 
 
-def gateway_config(inside_addr, outside_addr, routes):
+def gateway_config(inside_addr, outside_addr, routes, extra=()):
     lines = ["port 0 name inside", "port 1 name outside",
              "addr add %s dev inside" % inside_addr,
              "addr add %s dev outside" % outside_addr]
     lines += ["route add %s via %s dev %s" % r for r in routes]
+    lines += list(extra)
     return "\n".join(lines) + "\n"
 
 
 class Topology:
     """The four-node topology. gwa/gwb: "dpsec" or "kernel"."""
 
-    def __init__(self, gwa="dpsec", gwb="kernel"):
+    def __init__(self, gwa="dpsec", gwb="kernel", extra=None):
+        """extra: {"gwA": [config lines], ...} appended to a dpsec gateway's config."""
         self.tag = secrets.token_hex(3)
+        self.extra = extra or {}
         self.kinds = {"gwA": gwa, "gwB": gwb}
         self.ns = {}
         self.dataplanes = {}
@@ -286,7 +289,7 @@ class Topology:
                 ns.sysctl("net.ipv6.conf.%s.disable_ipv6" % ifname, "1")
                 ns.sysctl("net.ipv4.conf.%s.rp_filter" % ifname, "1")
                 ns.ip("link", "set", ifname, "arp", "off")
-            dp = Dataplane(ns, gateway_config(inside, outside, [route]),
+            dp = Dataplane(ns, gateway_config(inside, outside, [route], self.extra.get(node, ())),
                            ["v-inside", "v-outside"], "%s-%s" % (self.tag, node))
             self.dataplanes[node] = dp
         else:

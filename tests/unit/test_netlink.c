@@ -446,11 +446,15 @@ static void test_foreign_objects(void **state)
 	sh("ip route add 10.44.0.0/16 dev tap0 table 100");
 	sh("ip route add blackhole 10.45.0.0/16");
 	sh("ip route add unreachable 10.46.0.0/16");
+	sh("ip route add local 10.48.0.0/16 dev tap0 table main");
+	sh("ip -6 route add 2001:db8:77::/48 from 2001:db8:1::/64 via 2001:db8:1::fe dev tap0");
 	sh("ip route add 10.47.0.0/16 dev tap0 proto 42");
 	assert_non_null(wait_for(K_FIB, "10.47.0.0", 16, true));
 	assert_null(find(K_FIB, "10.44.0.0", -1));
 	assert_null(find(K_FIB, "10.45.0.0", -1));
 	assert_null(find(K_FIB, "10.46.0.0", -1));
+	assert_null(find(K_FIB, "10.48.0.0", -1));
+	assert_null(find(K_FIB, "2001:db8:77::", -1));
 
 	/* Kernel-learned neighbours carry their `ip neigh` state name. */
 	sh("ip neigh replace 10.1.0.9 lladdr 02:00:00:00:00:09 dev tap0 nud stale");
@@ -518,20 +522,23 @@ static void test_resync(void **state)
 /* Events lost to a full queue (ENOBUFS) are recovered by a resync. */
 static void test_overrun_resyncs(void **state)
 {
-	int small = 1, big = 8 << 20;
+	int small = 1, big = 8 << 20, fd;
+	char path[] = "/tmp/test_netlink.XXXXXX";
 	FILE *f;
 	char ip[32];
 	(void)state;
 
 	nl_process();
 	assert_int_equal(setsockopt(nl_fd(), SOL_SOCKET, SO_RCVBUFFORCE, &small, sizeof(small)), 0);
-	f = fopen("/tmp/test_netlink.batch", "w");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
 	assert_non_null(f);
 	for (int i = 0; i < OVERRUN_ROUTES; i++)
 		fprintf(f, "route add 10.200.%d.0/24 via 10.1.0.254 dev tap0\n", i);
 	fclose(f);
-	sh("ip -batch /tmp/test_netlink.batch");
-	unlink("/tmp/test_netlink.batch");
+	sh("ip -batch %s", path);
+	unlink(path);
 	ncalls = 0;
 	nl_process();
 	assert_int_equal(setsockopt(nl_fd(), SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)), 0);
@@ -572,8 +579,9 @@ static void test_spoofed_event_ignored(void **state)
 
 	fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
 	assert_true(fd >= 0);
-	assert_int_equal(sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&to, sizeof(to)),
-			 (ssize_t)sizeof(msg));
+	assert_int_equal(
+	    sendto(fd, &msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to)),
+	    (ssize_t)sizeof(msg));
 	close(fd);
 	usleep(20000);
 	nl_process();

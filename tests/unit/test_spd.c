@@ -476,11 +476,11 @@ static void test_fragments_and_options(void **state)
 	assert_int_equal(spi_of(OUT, pkt6x("fd01::1", "fd02::1", 17, 9, 54, 1)), 699);
 }
 
-static void *fake_sa(uint32_t spi, const uint8_t *sa_dst, size_t sa_len)
+static void *fake_sa(int dir, uint32_t spi, const uint8_t *sa_dst, size_t sa_len)
 {
 	(void)sa_dst;
 	(void)sa_len;
-	return spi == 0x100 ? (void *)0x1000 : NULL;
+	return spi == 0x100 && dir == DPSEC__DIR__DIR_OUT ? (void *)0x1000 : NULL;
 }
 
 static void test_counters_dump_sa(void **state)
@@ -503,10 +503,16 @@ static void test_counters_dump_sa(void **state)
 	p.replace = true;
 	assert_int_equal(add(p), 0);
 	assert_null(spd_policy_sa(classify_on(OUT, &k, 1)));
-	assert_int_equal(spd_bind_sa(0x101, d, 4, (void *)0x2000), 1);
+	/* an inbound SA with the same SPI must not capture an outbound policy */
+	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_IN, 0x101, d, 4, (void *)0x3000), 0);
+	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_OUT, 0x101, d, 4, (void *)0x2000), 1);
 	assert_ptr_equal(spd_policy_sa(classify_on(OUT, &k, 1)), (void *)0x2000);
-	assert_int_equal(spd_bind_sa(0x101, d, 4, NULL), 1);
-	assert_int_equal(spd_bind_sa(0x102, d, 4, NULL), 0);
+	assert_int_equal(spd_replace_sa((void *)0x2000, (void *)0x4000), 1);
+	assert_ptr_equal(spd_policy_sa(classify_on(OUT, &k, 1)), (void *)0x4000);
+	assert_int_equal(spd_replace_sa((void *)0x4000, NULL), 1);
+	assert_null(spd_policy_sa(classify_on(OUT, &k, 1)));
+	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_OUT, 0x101, d, 4, NULL), 1);
+	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_OUT, 0x102, d, 4, NULL), 0);
 	spd_set_sa_resolver(NULL);
 
 	assert_int_equal(
@@ -527,13 +533,13 @@ static void test_counters_dump_sa(void **state)
 	assert_int_equal(v[1]->policy->priority, 1000);
 	assert_int_equal(v[1]->policy->sel->dst->len, 24);
 	assert_false(v[1]->policy->sel->has_sport_lo);
-	assert_int_equal(v[1]->packets, 5);
+	assert_int_equal(v[1]->packets, 7);
 	assert_true(v[1]->last_use >= (uint64_t)time(NULL) - 5);
 	spd_dump_free(v, n);
 
 	req_fill(&r, &p);
 	assert_int_equal(spd_query(&r.del, &q, err, sizeof(err)), 0);
-	assert_int_equal(q->packets, 5);
+	assert_int_equal(q->packets, 7);
 	dpsec__policy_info__free_unpacked(q, NULL);
 	r.del.dir = IN;
 	assert_int_equal(spd_query(&r.del, &q, err, sizeof(err)), -ENOENT);

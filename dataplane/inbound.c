@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <netinet/in.h>
+
+#include <rte_esp.h>
+#include <rte_udp.h>
+
+#include "esp.h"
+#include "forward.h"
+#include "inbound.h"
+#include "sad.h"
+#include "spd.h"
+#include "tap.h"
+#include "upcall.h"
+
+/* RFC 3948: a lone 0xff is a keepalive; four zero bytes mark IKE on port 4500. */
+#define NATT_KEEPALIVE 0xff
+
+struct esp_group {
+	struct sa *sa;
+	uint16_t n;
+	struct rte_mbuf *m[WORKER_BURST];
+	uint8_t moved[WORKER_BURST]; /* NAT-T source differs from the SA's peer */
+};
+
+enum kind { K_PUNT, K_ESP, K_DROP };
+
+/* Find the SPI of an ESP or ESP-in-UDP packet, or decide it is not ESP. */
+static inline enum kind parse(struct rte_mbuf *m, uint32_t *spi, bool *udp, enum stats_drop *why)
+{
+	const struct rte_ipv4_hdr *ip = forward_ip4(m);
+	uint32_t l4 = m->l2_len + m->l3_len;
+	uint32_t len = rte_pktmbuf_data_len(m);
+	const uint8_t *p;
+
+	*udp = false;
+	if (ip->next_proto_id == IPPROTO_UDP) {
+		const struct rte_udp_hdr *uh;
+
+		if (len < l4 + sizeof(*uh))
+			return K_PUNT; /* the kernel counts its own malformed UDP */
+		uh = rte_pktmbuf_mtod_offset(m, const struct rte_udp_hdr *, l4);
+		if (uh->dst_port != RTE_BE16(INBOUND_NATT_PORT))
+			return K_PUNT;
+		p = (const uint8_t *)(uh + 1);
+		l4 += sizeof(*uh);
+		if (len == l4 + 1 && p[0] == NATT_KEEPALIVE) {
+			*why = STATS_DROP_NATT_KEEPALIVE;
+			return K_DROP;
+		}
+		if (len >= l4 + 4 && p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 0)
+			return K_PUNT; /* IKE */
+		*udp = true;
+	} else if (ip->next_proto_id != IPPROTO_ESP) {
+		return K_PUNT;
+	}
+	if (len < l4 + sizeof(struct rte_esp_hdr)) {
+		*why = STATS_DROP_ESP_MALFORMED;
+		return K_DROP;
+	}
+	p = rte_pktmbuf_mtod_offset(m, const uint8_t *, l4);
+	__builtin_memcpy(spi, p, 4);
+	return K_ESP;
+}
+
+static inline bool same_peer(const struct sa *a, const struct sa *b)
+{
+	return a->family == b->family && memcmp(a->src, b->src, 16) == 0;
+}
+
+/*
+ * The decrypted packet must match an inbound protect policy whose SA leads to
+ * the same peer: during a rekey the policy already names the new SA while the
+ * old one still delivers.
+ */
+static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *sa,
+			     struct rte_mbuf **m, uint16_t n, uint64_t now)
+{
+	const uint8_t *l3[WORKER_BURST];
+	uint16_t len[WORKER_BURST];
+	struct spd_policy *pol[WORKER_BURST];
+	uint16_t k = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		l3[i] = rte_pktmbuf_mtod(m[i], const uint8_t *);
+		len[i] = m[i]->l3_len;
+	}
+	spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, len, n, w->id, now, pol);
+	for (uint16_t i = 0; i < n; i++) {
+		const struct sa *bound = pol[i] != NULL ? spd_policy_sa(pol[i]) : NULL;
+
+		if (pol[i] != NULL && pol[i]->action == DPSEC__ACTION__ACT_PROTECT &&
+		    bound != NULL && (bound == sa || same_peer(bound, sa))) {
+			m[k++] = m[i];
+			continue;
+		}
+		sa->cnt[w->id].drops[SA_DROP_POLICY]++;
+		tx_drop(w, in_port, m[i], STATS_DROP_POLICY);
+	}
+	return k;
+}
+
+/* The inner header: what classify checked for the outer one, minus the punts. */
+static inline bool inner_ok(struct rte_mbuf *m)
+{
+	const struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod(m, const struct rte_ipv4_hdr *);
+	uint32_t hlen;
+
+	if (rte_pktmbuf_data_len(m) < sizeof(*ip) || (ip->version_ihl >> 4) != 4)
+		return false;
+	hlen = (ip->version_ihl & 0xf) * 4;
+	if (hlen < sizeof(*ip) || hlen > rte_pktmbuf_data_len(m) ||
+	    rte_be_to_cpu_16(ip->total_length) != rte_pktmbuf_pkt_len(m) ||
+	    rte_raw_cksum(ip, hlen) != 0xffff)
+		return false;
+	m->l3_len = hlen;
+	return true;
+}
+
+static void decrypt_group(struct worker *w, uint16_t in_port, struct esp_group *g,
+			  struct rte_mbuf **out, uint16_t *n_out, uint64_t now)
+{
+	struct sa *sa = g->sa;
+	struct rte_mbuf *moved[WORKER_BURST];
+	uint32_t src[WORKER_BURST], sa_dst;
+	uint16_t sport[WORKER_BURST];
+	uint16_t ok, k = 0, n_moved = 0;
+
+	for (uint16_t j = 0; j < g->n; j++) {
+		struct rte_mbuf *m = g->m[j];
+
+		if (unlikely(g->moved[j])) {
+			/* Keep the mbuf: esp_inbound moves failed packets around. */
+			const struct rte_ipv4_hdr *ip = forward_ip4(m);
+			const struct rte_udp_hdr *uh =
+				(const void *)((const uint8_t *)ip + m->l3_len);
+
+			moved[n_moved] = m;
+			src[n_moved] = ip->src_addr;
+			sport[n_moved++] = uh->src_port;
+		}
+		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
+	}
+	ok = esp_inbound(sa, g->m, g->n, w->id);
+	if (unlikely(ok < g->n)) {
+		w->stats[in_port].drop[STATS_DROP_ESP] += g->n - ok;
+		rte_pktmbuf_free_bulk(&g->m[ok], g->n - ok);
+	}
+	memcpy(&sa_dst, sa->dst, 4);
+	for (uint16_t j = 0; j < ok; j++) {
+		struct rte_mbuf *m = g->m[j];
+
+		/* Only an authenticated packet may move the peer (RFC 3948 section 3.1). */
+		for (uint16_t i = 0; unlikely(i < n_moved); i++)
+			if (moved[i] == m)
+				upcall_mapping4(w, sa->key.spi, sa_dst, src[i], sport[i]);
+		if (unlikely(!inner_ok(m))) {
+			sa->cnt[w->id].drops[SA_DROP_OTHER]++;
+			tx_drop(w, in_port, m, STATS_DROP_ESP);
+			continue;
+		}
+		g->m[k++] = m;
+	}
+	k = policy_check(w, in_port, sa, g->m, k, now);
+	for (uint16_t j = 0; j < k; j++) {
+		rte_pktmbuf_prepend(g->m[j], sizeof(struct rte_ether_hdr));
+		g->m[j]->l2_len = sizeof(struct rte_ether_hdr);
+		out[(*n_out)++] = g->m[j];
+	}
+}
+
+void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct rte_mbuf *esp[WORKER_BURST], *inner[WORKER_BURST];
+	uint32_t spi[WORKER_BURST], dst[WORKER_BURST];
+	const void *dstp[WORKER_BURST];
+	int family[WORKER_BURST];
+	bool udp[WORKER_BURST];
+	struct sa *sas[WORKER_BURST];
+	struct esp_group groups[WORKER_BURST];
+	uint16_t n_esp = 0, ng = 0, n_inner = 0;
+	uint64_t now = rte_get_timer_cycles();
+
+	for (uint16_t i = 0; i < n; i++) {
+		enum stats_drop why = STATS_DROP_ESP_MALFORMED;
+
+		switch (parse(pkts[i], &spi[n_esp], &udp[n_esp], &why)) {
+		case K_PUNT:
+			tap_punt(w, in_port, pkts[i]);
+			break;
+		case K_DROP:
+			tx_drop(w, in_port, pkts[i], why);
+			break;
+		case K_ESP:
+			dst[n_esp] = forward_ip4(pkts[i])->dst_addr;
+			dstp[n_esp] = &dst[n_esp];
+			family[n_esp] = AF_INET;
+			esp[n_esp++] = pkts[i];
+			break;
+		}
+	}
+	if (n_esp == 0)
+		return;
+	sad_lookup_bulk(spi, dstp, family, n_esp, sas);
+	for (uint16_t i = 0; i < n_esp; i++) {
+		struct sa *sa = sas[i];
+		uint16_t g;
+
+		/* An SA only takes the encapsulation it was negotiated with. */
+		if (unlikely(sa == NULL || !sa->inbound || sa->natt != udp[i])) {
+			tx_drop(w, in_port, esp[i], STATS_DROP_NO_SA);
+			continue;
+		}
+		for (g = 0; g < ng && groups[g].sa != sa; g++)
+			;
+		if (g == ng) {
+			groups[g].sa = sa;
+			groups[g].n = 0;
+			ng++;
+		}
+		groups[g].moved[groups[g].n] = 0;
+		if (udp[i]) {
+			const struct rte_ipv4_hdr *ip = forward_ip4(esp[i]);
+			const struct rte_udp_hdr *uh =
+				(const void *)((const uint8_t *)ip + esp[i]->l3_len);
+
+			groups[g].moved[groups[g].n] =
+				memcmp(&ip->src_addr, sa->src, 4) != 0 ||
+				rte_be_to_cpu_16(uh->src_port) != sa->sport;
+		}
+		groups[g].m[groups[g].n++] = esp[i];
+	}
+	for (uint16_t g = 0; g < ng; g++)
+		decrypt_group(w, in_port, &groups[g], inner, &n_inner, now);
+	if (n_inner > 0)
+		forward4_burst(w, in_port, inner, n_inner, true);
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <netinet/in.h>
+
+#include "esp.h"
+#include "forward.h"
+#include "outbound.h"
+#include "sad.h"
+#include "spd.h"
+#include "tap.h"
+#include "upcall.h"
+
+/* Packets of one burst that go to the same SA, encrypted with one call. */
+struct esp_group {
+	struct sa *sa;
+	uint16_t n;
+	struct rte_mbuf *m[WORKER_BURST];
+};
+
+static inline void l3_of(struct rte_mbuf **pkts, uint16_t n, const uint8_t *l3[], uint16_t len[])
+{
+	for (uint16_t i = 0; i < n; i++) {
+		l3[i] = (const uint8_t *)forward_ip4(pkts[i]);
+		len[i] = pkts[i]->l3_len;
+	}
+}
+
+static inline void acquire(struct worker *w, const struct spd_policy *p, struct rte_mbuf *m,
+			   uint64_t now)
+{
+	const struct rte_ipv4_hdr *ip = forward_ip4(m);
+
+	if (spd_trap_should_raise(p, w->id, now))
+		upcall_acquire4(w, p, ip->src_addr, ip->dst_addr, ip->next_proto_id);
+}
+
+static inline void group_add(struct esp_group *g, uint16_t *ng, struct sa *sa, struct rte_mbuf *m)
+{
+	uint16_t i;
+
+	/* Bursts usually carry few SAs: a short linear scan beats hashing. */
+	for (i = 0; i < *ng && g[i].sa != sa; i++)
+		;
+	if (i == *ng) {
+		g[i].sa = sa;
+		g[i].n = 0;
+		(*ng)++;
+	}
+	g[i].m[g[i].n++] = m;
+}
+
+/* Encrypt each group and route the ESP packets on their outer destination. */
+static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group *g, uint16_t ng)
+{
+	struct rte_mbuf *enc[WORKER_BURST];
+	uint16_t n_enc = 0;
+
+	for (uint16_t i = 0; i < ng; i++) {
+		struct esp_group *e = &g[i];
+		uint16_t ok;
+
+		for (uint16_t j = 0; j < e->n; j++) {
+			forward_ttl_decrement(forward_ip4(e->m[j]));
+			rte_pktmbuf_adj(e->m[j], sizeof(struct rte_ether_hdr));
+		}
+		ok = esp_outbound(e->sa, e->m, e->n, w->id);
+		if (unlikely(ok < e->n)) {
+			w->stats[in_port].drop[STATS_DROP_ESP] += e->n - ok;
+			rte_pktmbuf_free_bulk(&e->m[ok], e->n - ok);
+		}
+		if (unlikely(e->sa->family != AF_INET)) {
+			/* IPv6 outer headers need the IPv6 FIB. */
+			w->stats[in_port].drop[STATS_DROP_IPV6_FORWARD] += ok;
+			rte_pktmbuf_free_bulk(e->m, ok);
+			continue;
+		}
+		for (uint16_t j = 0; j < ok; j++) {
+			/* rte_ipsec keeps headroom for the outer header and Ethernet. */
+			rte_pktmbuf_prepend(e->m[j], sizeof(struct rte_ether_hdr));
+			e->m[j]->l2_len = sizeof(struct rte_ether_hdr);
+			enc[n_enc++] = e->m[j];
+		}
+	}
+	if (n_enc > 0)
+		forward4_burst(w, in_port, enc, n_enc, false);
+}
+
+void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
+		    const uint32_t *hop, uint16_t n)
+{
+	const uint8_t *l3[WORKER_BURST];
+	uint16_t l3_len[WORKER_BURST];
+	struct spd_policy *pol[WORKER_BURST];
+	struct rte_mbuf *plain[WORKER_BURST], *other[WORKER_BURST];
+	uint32_t plain_hop[WORKER_BURST], other_hop[WORKER_BURST];
+	struct esp_group groups[WORKER_BURST];
+	uint16_t n_plain = 0, n_other = 0, ng = 0;
+	uint64_t now = rte_get_timer_cycles();
+
+	l3_of(pkts, n, l3, l3_len);
+	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET, l3, l3_len, n, w->id, now, pol);
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		const struct spd_policy *p = pol[i];
+		struct sa *sa;
+
+		if (p == NULL) {
+			other[n_other] = m;
+			other_hop[n_other++] = hop[i];
+			continue;
+		}
+		switch (p->action) {
+		case DPSEC__ACTION__ACT_BYPASS:
+			plain[n_plain] = m;
+			plain_hop[n_plain++] = hop[i];
+			break;
+		case DPSEC__ACTION__ACT_PROTECT:
+			sa = spd_policy_sa(p);
+			if (unlikely(sa == NULL)) {
+				/* Never plaintext for a protected selector: ask IKE for an SA. */
+				acquire(w, p, m, now);
+				tx_drop(w, in_port, m, STATS_DROP_NO_SA);
+			} else if (unlikely(forward_ip4(m)->time_to_live <= 1)) {
+				tap_punt(w, in_port, m);
+			} else {
+				group_add(groups, &ng, sa, m);
+			}
+			break;
+		case DPSEC__ACTION__ACT_TRAP:
+			acquire(w, p, m, now);
+			tx_drop(w, in_port, m, STATS_DROP_TRAP);
+			break;
+		default:
+			tx_drop(w, in_port, m, STATS_DROP_POLICY);
+			break;
+		}
+	}
+	if (n_other > 0) {
+		/* No outbound policy: cleartext an inbound protect policy covers is refused. */
+		l3_of(other, n_other, l3, l3_len);
+		spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, l3_len, n_other, w->id, now, pol);
+		for (uint16_t i = 0; i < n_other; i++) {
+			if (pol[i] != NULL && pol[i]->action != DPSEC__ACTION__ACT_BYPASS) {
+				tx_drop(w, in_port, other[i], STATS_DROP_POLICY);
+				continue;
+			}
+			plain[n_plain] = other[i];
+			plain_hop[n_plain++] = other_hop[i];
+		}
+	}
+	if (n_plain > 0)
+		forward4_hops(w, in_port, plain, plain_hop, n_plain, true);
+	if (ng > 0)
+		encrypt_groups(w, in_port, groups, ng);
+}
