@@ -282,8 +282,7 @@ void apply_request(const Dpsec__Request *req, Dpsec__Reply *rep, void *ctx)
 		apply_sa_query(req->sa_query, rep);
 		break;
 	case DPSEC__REQUEST__BODY_SA_UPDATE:
-		chan_reply_error(rep, DPSEC__CODE__ENOTSUP,
-				 "sa update (NAT mapping, MOBIKE) is not supported yet");
+		result(sad_update(req->sa_update, err, sizeof(err)), err, rep);
 		break;
 	case DPSEC__REQUEST__BODY_SPI_ALLOC:
 		apply_spi_alloc(req->spi_alloc, rep);

@@ -296,8 +296,9 @@ out_ports:
 	worker_join();
 	port_stop_all();
 	nl_close();
-	spd_fini();
+	/* SAD first: flushing it unbinds SAs from policies, so the SPD must still exist. */
 	sad_fini();
+	spd_fini();
 	crypto_fini();
 out_eal:
 	gram_config_free(&cfg);

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <netinet/in.h>
 
+#include <rte_esp.h>
+#include <rte_udp.h>
+
 #include "esp.h"
 #include "forward.h"
+#include "icmp.h"
 #include "outbound.h"
 #include "sad.h"
 #include "spd.h"
@@ -22,6 +26,20 @@ static inline void l3_of(struct rte_mbuf **pkts, uint16_t n, const uint8_t *l3[]
 		l3[i] = (const uint8_t *)forward_ip4(pkts[i]);
 		len[i] = pkts[i]->l3_len;
 	}
+}
+
+/* The largest inner packet @sa can carry without the ESP packet exceeding the wire MTU. */
+static inline uint32_t max_inner(const struct sa *sa)
+{
+	uint32_t hdr = (sa->family == AF_INET ? sizeof(struct rte_ipv4_hdr)
+					      : sizeof(struct rte_ipv6_hdr)) +
+		       (sa->natt ? sizeof(struct rte_udp_hdr) : 0) + sizeof(struct rte_esp_hdr) +
+		       sa->iv_len + sa->icv_len;
+
+	if (port_min_mtu <= hdr + 2 + sa->pad_align)
+		return 0;
+	/* Payload plus the 2-byte trailer is padded to the cipher's alignment. */
+	return (port_min_mtu - hdr) / sa->pad_align * sa->pad_align - 2;
 }
 
 static inline void acquire(struct worker *w, const struct spd_policy *p, struct rte_mbuf *m,
@@ -121,6 +139,11 @@ void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
 				tx_drop(w, in_port, m, STATS_DROP_NO_SA);
 			} else if (unlikely(forward_ip4(m)->time_to_live <= 1)) {
 				tap_punt(w, in_port, m);
+			} else if (unlikely(rte_pktmbuf_pkt_len(m) - m->l2_len > max_inner(sa))) {
+				/* DF: tell the sender (PMTUD); otherwise it was fragmented too late. */
+				if (forward_ip4(m)->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG))
+					icmp4_frag_needed(w, in_port, m, max_inner(sa));
+				tx_drop(w, in_port, m, STATS_DROP_TOO_BIG);
 			} else {
 				group_add(groups, &ng, sa, m);
 			}

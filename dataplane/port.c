@@ -18,6 +18,7 @@
 #define PORT_POOL_CACHE 256
 
 struct port ports[PORT_MAX];
+uint16_t port_min_mtu = RTE_ETHER_MTU;
 uint16_t port_wire_count;
 struct rte_mempool *port_pool;
 
@@ -190,6 +191,10 @@ int port_start_all(char *err, size_t errlen)
 		}
 		rte_eth_dev_set_link_up(p->id);
 		p->started = true;
+		uint16_t mtu;
+		if (rte_eth_dev_get_mtu(p->id, &mtu) == 0 && mtu >= RTE_ETHER_MIN_MTU &&
+		    mtu < port_min_mtu)
+			port_min_mtu = mtu;
 	}
 	return 0;
 }

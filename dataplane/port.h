@@ -33,6 +33,8 @@ struct port {
 };
 
 extern struct port ports[PORT_MAX];
+/* Smallest MTU of the started wire ports: what an ESP packet must fit. */
+extern uint16_t port_min_mtu;
 extern uint16_t port_wire_count; /* ethdevs probed by EAL before any TAP */
 extern struct rte_mempool *port_pool;
 

@@ -52,6 +52,7 @@ static const char *const drop_names[SA_DROP_MAX] = {
 };
 
 static int addr_family(size_t len);
+static void sum_counters(const struct sa *sa, struct sa_counters *t);
 static sad_rebind_fn sad_rebind;
 
 void sad_set_rebind(sad_rebind_fn fn)
@@ -81,6 +82,10 @@ struct sa *sad_find_spi(bool inbound, uint32_t spi, const uint8_t *dst, size_t l
 
 static void sa_free(struct sa *sa)
 {
+	if (sa->params != NULL) {
+		explicit_bzero(sa->params, sa->params_len);
+		free(sa->params);
+	}
 	crypto_session_destroy(&sa->ss);
 	if (sa->ipsa != NULL)
 		rte_ipsec_sa_fini(sa->ipsa);
@@ -607,6 +612,14 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	sa->seq_first = b.prm.ipsec_xform.esn.value;
 	lifetime_copy(m->lifetime, sa);
 	sa->add_tsc = rte_get_timer_cycles();
+	sa->params_len = dpsec__sa_add__get_packed_size(m);
+	sa->params = malloc(sa->params_len);
+	if (sa->params == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	dpsec__sa_add__pack(m, sa->params);
 
 	/* On replace the LF hash swaps the data pointer atomically for readers. */
 	rc = rte_hash_add_key_data(sad_hash, &key, sa);
@@ -648,6 +661,78 @@ int sad_del(const Dpsec__SaId *id, char *err, size_t errlen)
 		sad_rebind(sa, NULL);
 	retire(sa, pos);
 	return 0;
+}
+
+int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
+{
+	Dpsec__SaAdd *m;
+	Dpsec__Encap encap = DPSEC__ENCAP__INIT;
+	struct sa *old, *sa;
+	struct sa_counters t;
+	Dpsec__SaId new_id = DPSEC__SA_ID__INIT;
+	char idbuf[96];
+	bool moved;
+	int rc;
+
+	if (u->id == NULL || (old = sad_find(u->id)) == NULL) {
+		snprintf(err, errlen, "no SA %s",
+			 u->id ? id_fmt(&u->id->dst, u->id->spi, idbuf, sizeof(idbuf)) : "given");
+		return -ENOENT;
+	}
+	if ((u->has_new_src && u->new_src.len != (old->family == AF_INET ? 4u : 16u)) ||
+	    (u->has_new_dst && u->new_dst.len != (old->family == AF_INET ? 4u : 16u))) {
+		snprintf(err, errlen, "sa update: new addresses must keep the SA's address family");
+		return -EINVAL;
+	}
+	m = dpsec__sa_add__unpack(NULL, old->params_len, old->params);
+	if (m == NULL) {
+		snprintf(err, errlen, "sa update: stored parameters unreadable");
+		return -EINVAL;
+	}
+	/* Borrowed fields go in below; the originals come back before the free. */
+	ProtobufCBinaryData orig_src = m->src, orig_dst = m->dst;
+	Dpsec__Encap *orig_encap = m->encap;
+
+	if (u->has_new_src)
+		m->src = u->new_src;
+	if (u->has_new_dst)
+		m->dst = u->new_dst;
+	if (u->new_encap != NULL) {
+		encap = *u->new_encap;
+		m->encap = &encap;
+	}
+	sum_counters(old, &t);
+	if (!old->inbound) {
+		m->has_seq_out = true;
+		m->seq_out = old->seq_first - 1 + t.seq_used;
+	}
+	moved = u->has_new_dst && memcmp(u->new_dst.data, old->dst, u->new_dst.len) != 0;
+	m->has_replace = true;
+	m->replace = !moved;
+	rc = sad_add(m, err, errlen);
+	if (rc == 0) {
+		new_id.dst = m->dst;
+		new_id.proto = m->proto;
+		new_id.spi = m->spi;
+		sa = sad_find(&new_id);
+		if (sa != NULL) {
+			sa->add_tsc = old->add_tsc;
+			sa->expired_soft = old->expired_soft;
+		}
+		/* A new destination is a new identity: the old one goes. */
+		if (moved)
+			rc = sad_del(u->id, err, errlen);
+	}
+	/* The unpacked copy holds the keys too. */
+	m->src = orig_src;
+	m->dst = orig_dst;
+	m->encap = orig_encap;
+	if (m->has_enc_key)
+		explicit_bzero(m->enc_key.data, m->enc_key.len);
+	if (m->has_auth_key)
+		explicit_bzero(m->auth_key.data, m->auth_key.len);
+	dpsec__sa_add__free_unpacked(m, NULL);
+	return rc;
 }
 
 void sad_flush(void)

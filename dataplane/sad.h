@@ -61,7 +61,7 @@ struct sa_key {
 	uint8_t proto;
 	uint16_t zero; /* keys are hashed whole: never leave padding undefined */
 	uint8_t dst[16];
-};
+} __rte_aligned(8); /* rte_hash_crc reads keys 8 bytes at a time */
 
 struct sa {
 	/* read on every burst */
@@ -89,6 +89,8 @@ struct sa {
 	uint64_t seq_first; /* first outbound sequence number */
 	const char *dev_name;
 	struct rte_ipsec_sa *ipsa; /* follows the counters in the same allocation */
+	uint8_t *params;	   /* the packed SaAdd (keys!) for sad_update; wiped on free */
+	size_t params_len;
 };
 
 extern unsigned sad_workers; /* counter slots per SA */
@@ -103,6 +105,13 @@ void sad_fini(void);
 /* Control thread. Return 0 or -errno with a reason in @err; nothing changes on error. */
 int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen);
 int sad_del(const Dpsec__SaId *id, char *err, size_t errlen);
+/*
+ * New addresses or NAT-T ports for an existing SA (NAT mapping change,
+ * MOBIKE): a new record with the same keys replaces it, outbound sequence
+ * numbers continue, lifetimes keep counting from the original install.
+ * An inbound SA's replay window starts afresh.
+ */
+int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen);
 void sad_flush(void);
 /* Every SA as SaInfo (no keys; counters summed over workers). Free with sad_dump_free(). */
 size_t sad_dump(Dpsec__SaInfo ***out);

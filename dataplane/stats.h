@@ -33,7 +33,8 @@
 	X(ESP_MALFORMED, "esp_malformed")     /* too short to carry an SPI */               \
 	X(POLICY, "policy")                   /* discard, or not allowed by the SPD */      \
 	X(TRAP, "trap")                       /* trap policy: no SA yet */                  \
-	X(NATT_KEEPALIVE, "natt_keepalive")   /* RFC 3948 keepalive, consumed */
+	X(NATT_KEEPALIVE, "natt_keepalive")   /* RFC 3948 keepalive, consumed */            \
+	X(TOO_BIG, "too_big")                 /* would exceed the MTU once encrypted */
 
 enum stats_drop {
 #define X(e, n) STATS_DROP_##e,

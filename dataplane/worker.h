@@ -41,6 +41,8 @@ struct worker {
 	uint16_t out_n[RTE_MAX_ETHPORTS];
 	struct rte_mbuf *out[RTE_MAX_ETHPORTS][WORKER_BURST];
 
+	uint64_t icmp_tsc; /* last ICMP error we originated */
+
 	/* Recently requested resolutions, so a flow to a dead host asks rarely. */
 	uint64_t resolve_tsc[WORKER_RESOLVE_CACHE];
 	uint32_t resolve_key[WORKER_RESOLVE_CACHE];

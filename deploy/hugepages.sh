@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Reserve 2 MiB hugepages for dpsec-dataplane and mount hugetlbfs at /dev/hugepages.
-# HUGEPAGES=N sets the wanted number of pages (default 1024 = 2 GiB). The reservation is
+# HUGEPAGES=N sets the wanted number of pages (default 2048 = 4 GiB). The reservation is
 # only ever raised, never lowered, so other DPDK users on the machine keep theirs.
 set -euo pipefail
 
-WANT=${HUGEPAGES:-1024}
+WANT=${HUGEPAGES:-2048}
 MNT=/dev/hugepages
 NR=/proc/sys/vm/nr_hugepages
 

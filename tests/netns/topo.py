@@ -122,8 +122,12 @@ def kill_pids(pids, timeout=STOP_TIMEOUT):
 def veth(ns_a, if_a, ns_b, if_b):
     run(["ip", "link", "add", if_a, "netns", ns_a.name, "type", "veth",
          "peer", "name", if_b, "netns", ns_b.name])
-    ns_a.ip("link", "set", if_a, "up")
-    ns_b.ip("link", "set", if_b, "up")
+    for ns, ifname in ((ns_a, if_a), (ns_b, if_b)):
+        # Like a real wire: no 64 KiB GSO frames and no half-done checksums, which a
+        # packet socket (net_af_packet) would receive as they are.
+        ns.exec(["ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off",
+                 "gro", "off"], check=False)
+        ns.ip("link", "set", ifname, "up")
 
 
 class Dataplane:
@@ -307,6 +311,14 @@ class Topology:
         veth(hA, "eth0", gwA, wire("gwA", "inside"))
         veth(gwA, wire("gwA", "outside"), gwB, wire("gwB", "outside"))
         veth(gwB, wire("gwB", "inside"), hB, "eth0")
+
+        # A veth hands its frames over with the L4 checksum left for "hardware" to fill in
+        # (CHECKSUM_PARTIAL), and TSO sends segments larger than the MTU. A packet socket --
+        # af_packet under the dataplane -- reads them as they are: wrong TCP/UDP checksums
+        # that the far host drops. Real NICs never deliver such frames; the hosts do it all
+        # in software instead (turning tx checksumming off turns TSO off too).
+        for host in (hA, hB):
+            host.exec(["ethtool", "-K", "eth0", "tx", "off"])
 
         hA.ip("addr", "add", "10.1.0.2/24", "dev", "eth0")
         hA.ip("route", "add", "default", "via", "10.1.0.1")
