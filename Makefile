@@ -44,7 +44,7 @@ endef
 $(eval $(call variant,$(BUILD),))
 $(eval $(call variant,$(BUILD)/san,$(SAN)))
 
-PROGS     := $(BUILD)/dpsec-dataplane $(BUILD)/dpsecctl
+PROGS     := $(BUILD)/dpsec-dataplane $(BUILD)/dpsecctl $(BUILD)/dpsec-ike
 SAN_PROGS := $(BUILD)/san/dpsec-dataplane $(BUILD)/san/dpsecctl
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
@@ -100,3 +100,30 @@ ESP_TEST_SRC := tests/esp/esp_test.c dataplane/crypto.c dataplane/sad.c dataplan
 $(BUILD)/tests/esp_test: $(ESP_TEST_SRC) $(wildcard dataplane/crypto.h dataplane/sad.h dataplane/esp.h)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -Wno-unused-parameter $(OPT) -I$(GEN) -Iproto -Idataplane $(DPDK_CFLAGS) -o $@ $(ESP_TEST_SRC) $(DPDK_LIBS) -lpcap -lprotobuf-c
+
+# ---- dpsec-ike: charon on Debian's libcharon ------------------------------------------------
+# Debian ships no libcharon-dev: headers come from the strongSwan source `make deps` fetches,
+# with controlplane/ike_config.h force-included as their config.h. The -Wno flags cover
+# strongSwan's own headers and its METHOD() style (unused `this`), in these objects only.
+SWAN_SRC   := build/strongswan/strongswan-5.9.8/src
+IKE_SRC    := controlplane/dpsec_ike.c controlplane/dpsec_plugin.c controlplane/dpsec_ipsec.c \
+	      controlplane/dpsec_shadow.c
+IKE_OBJ    := $(patsubst controlplane/%.c,$(BUILD)/ike/%.o,$(IKE_SRC))
+IKE_CFLAGS := -include controlplane/ike_config.h -I$(SWAN_SRC)/libstrongswan \
+	      -I$(SWAN_SRC)/libcharon -Wno-unused-parameter -Wno-sign-compare \
+	      -Wno-missing-field-initializers
+IKE_LIBS   := -L/usr/lib/ipsec -lcharon -lstrongswan -Wl,-rpath,/usr/lib/ipsec -lzmq \
+	      -lprotobuf-c -lpthread
+
+$(SWAN_SRC)/libcharon/daemon.h:
+	@echo "error: strongSwan 5.9.8 source not found in $(SWAN_SRC) (needed for dpsec-ike's" \
+		"headers); run 'make deps'" >&2
+	@exit 1
+
+$(BUILD)/ike/%.o: controlplane/%.c controlplane/ike_config.h $(GEN)/dpsec.pb-c.h \
+		  | $(SWAN_SRC)/libcharon/daemon.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(IKE_CFLAGS) -c $< -o $@
+
+$(BUILD)/dpsec-ike: $(IKE_OBJ) $(BUILD)/libdpsecproto.a
+	$(CC) -o $@ $(IKE_OBJ) $(BUILD)/libdpsecproto.a $(IKE_LIBS)

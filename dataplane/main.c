@@ -244,6 +244,11 @@ int main(int argc, char **argv)
 				"(e.g. -l 0,1); the main one is the control thread\n");
 		goto out_eal;
 	}
+	if (n_workers > SPD_MAX_WORKERS) {
+		fprintf(stderr, "dpsec-dataplane: %u worker lcores, at most %u supported\n",
+			n_workers, SPD_MAX_WORKERS);
+		goto out_eal;
+	}
 	worker_config.idle_sleep_us = o.idle_sleep_us;
 	worker_config.qs = rcu_create(n_workers);
 	if (worker_config.qs == NULL || stats_init(n_workers) < 0) {
