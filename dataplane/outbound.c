@@ -6,6 +6,7 @@
 
 #include "esp.h"
 #include "forward.h"
+#include "frag.h"
 #include "icmp.h"
 #include "outbound.h"
 #include "sad.h"
@@ -102,6 +103,29 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
 		forward4_burst(w, in_port, enc, n_enc, false);
 }
 
+/*
+ * Wider than the tunnel: a DF packet gets "fragmentation needed" (PMTUD), any
+ * other is split before encryption and its pieces encrypted right away.
+ */
+static void too_big(struct worker *w, uint16_t in_port, struct sa *sa, struct rte_mbuf *m)
+{
+	struct esp_group g = { .sa = sa };
+	uint32_t mtu = max_inner(sa);
+
+	if (forward_ip4(m)->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)) {
+		icmp4_frag_needed(w, in_port, m, mtu);
+		tx_drop(w, in_port, m, STATS_DROP_TOO_BIG);
+		return;
+	}
+	g.n = frag4(m, mtu, port_pool, g.m);
+	if (g.n == 0) {
+		tx_drop(w, in_port, m, STATS_DROP_TOO_BIG);
+		return;
+	}
+	rte_pktmbuf_free(m);
+	encrypt_groups(w, in_port, &g, 1);
+}
+
 void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
 		    const uint32_t *hop, uint16_t n)
 {
@@ -140,10 +164,7 @@ void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
 			} else if (unlikely(forward_ip4(m)->time_to_live <= 1)) {
 				tap_punt(w, in_port, m);
 			} else if (unlikely(rte_pktmbuf_pkt_len(m) - m->l2_len > max_inner(sa))) {
-				/* DF: tell the sender (PMTUD); otherwise it was fragmented too late. */
-				if (forward_ip4(m)->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG))
-					icmp4_frag_needed(w, in_port, m, max_inner(sa));
-				tx_drop(w, in_port, m, STATS_DROP_TOO_BIG);
+				too_big(w, in_port, sa, m);
 			} else {
 				group_add(groups, &ng, sa, m);
 			}
