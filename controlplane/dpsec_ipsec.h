@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * kernel_ipsec_t for dpsec-ike: every SA and policy charon installs goes to
+ * dpsec-dataplane over the control channel instead of the kernel's XFRM.
+ * Dataplane events (EXPIRE, ACQUIRE, MAPPING) come back to charon's kernel
+ * interface; a restarted dataplane (new epoch) gets everything re-installed
+ * from the shadow (dpsec_shadow.h).
+ *
+ * Settings (strongswan.conf, section dpsec-ike.plugins.dpsec):
+ *   ctl          dataplane endpoint (ipc:///run/dpsec/ctl.sock)
+ *   timeout      ms to wait for one reply (2000)
+ *   heartbeat    ms between liveness probes of the dataplane (250)
+ *   seq_poll     ms between reads of outbound sequence numbers (1000)
+ *   seq_margin   sequence numbers skipped when re-installing an outbound SA (1048576)
+ */
+#ifndef DPSEC_IPSEC_H
+#define DPSEC_IPSEC_H
+
+#include <library.h>
+#include <kernel/kernel_ipsec.h>
+
+typedef struct dpsec_ipsec_t dpsec_ipsec_t;
+
+struct dpsec_ipsec_t {
+	kernel_ipsec_t interface;
+};
+
+/* Constructor for kernel_ipsec_register(). */
+dpsec_ipsec_t *dpsec_ipsec_create(void);
+
+#endif
