@@ -54,6 +54,15 @@ void addr_update(bool add, uint16_t port, const uint8_t *a, size_t alen, unsigne
 			return;
 		plen = addrs[i].plen;
 		addrs[i] = addrs[--n_addrs];
+		if (alen == 4 && memcmp(&ports[port].addr4, a, 4) == 0) {
+			/* The port's source for ICMP errors becomes another of its addresses. */
+			ports[port].addr4 = 0;
+			for (size_t j = 0; j < n_addrs; j++)
+				if (addrs[j].port == port && addrs[j].alen == 4) {
+					memcpy(&ports[port].addr4, addrs[j].a, 4);
+					break;
+				}
+		}
 		if (alen == 4 && broadcast4(a, plen, bcast))
 			fib_local(false, bcast, 4, port);
 		return;

@@ -578,6 +578,20 @@ static void deliver(struct chan_server *s, const void *id, size_t idlen, uint8_t
 	s->events_queued += event;
 }
 
+static void wipe_keys(Dpsec__Msg *msg)
+{
+	Dpsec__SaAdd *sa;
+
+	if (msg->kind_case != DPSEC__MSG__KIND_REQUEST ||
+	    msg->request->body_case != DPSEC__REQUEST__BODY_SA_ADD)
+		return;
+	sa = msg->request->sa_add;
+	if (sa->has_enc_key)
+		explicit_bzero(sa->enc_key.data, sa->enc_key.len);
+	if (sa->has_auth_key)
+		explicit_bzero(sa->auth_key.data, sa->auth_key.len);
+}
+
 static uint8_t *pack_msg(const Dpsec__Msg *m, size_t *len)
 {
 	uint8_t *buf;
@@ -807,8 +821,12 @@ static int serve_one(struct chan_server *s, chan_handler_fn fn, void *ctx)
 	if (new_sub)
 		hello(s, &idm);
 out:
-	if (msg)
+	if (msg) {
+		wipe_keys(msg);
 		dpsec__msg__free_unpacked(msg, NULL);
+	}
+	/* The frame may carry SA keys: leave none behind in freed memory. */
+	explicit_bzero(zmq_msg_data(&body), zmq_msg_size(&body));
 	zmq_msg_close(&body);
 	zmq_msg_close(&idm);
 	return ret;
@@ -1117,6 +1135,8 @@ int chan_client_call(struct chan_client *c, Dpsec__Request *req, Dpsec__Reply **
 		return -1;
 	}
 	rc = transact(c, buf, len, req->id, false, rep, timeout_ms, err, errlen);
+	/* The frame may carry SA keys. */
+	explicit_bzero(buf, len);
 	free(buf);
 	return rc;
 }

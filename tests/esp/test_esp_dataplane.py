@@ -1,0 +1,418 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""ESP packet tests of the real dpsec-dataplane (issue 3).
+
+Every run is a dpsec-dataplane in its own ``dpt-*`` namespace with net_pcap wire ports
+(see dp_harness.py): input frames are scapy-built, output frames are read back from the
+tx pcaps and checked byte for byte; ESP is encrypted and decrypted by scapy with the keys
+given in the config, never by dpsec itself.
+
+    /usr/bin/python3 -m pytest -q tests/esp/test_esp_dataplane.py
+
+DPT_DATAPLANE selects the binary (default: the ASan build, build/san/dpsec-dataplane).
+"""
+
+import os
+import struct
+import time
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_esp import key  # noqa: E402
+import dp_harness as H  # noqa: E402
+
+from scapy.all import ICMP, IP, TCP, UDP, Ether, Raw, raw  # noqa: E402
+from scapy.layers.ipsec import ESP, SecurityAssociation  # noqa: E402
+
+GW, PEER = "192.0.2.1", "192.0.2.2"
+HOST_A, HOST_B = "10.1.0.2", "10.2.0.2"
+SPI_OUT, SPI_IN = 0x100, 0x200
+NATT_PORT = 4500
+OUTER_TTL = 64
+
+# name -> (grammar algorithm words, scapy cipher, cipher key bytes, scapy integ, integ key bytes)
+# AEAD keys end in their 4-byte salt, as the grammar and scapy both expect.
+ALGOS = {
+    "aes-gcm-128": ("aead aes-gcm-128", "AES-GCM", 20, None, 0),
+    "aes-gcm-256": ("aead aes-gcm-256", "AES-GCM", 36, None, 0),
+    "chacha20-poly1305": ("aead chacha20-poly1305", "CHACHA20-POLY1305", 36, None, 0),
+    "aes-cbc-128+hmac-sha1-96": ("enc aes-cbc-128 auth hmac-sha1-96", "AES-CBC", 16,
+                                 "HMAC-SHA1-96", 20),
+    "aes-cbc-256+hmac-sha256-128": ("enc aes-cbc-256 auth hmac-sha256-128", "AES-CBC", 32,
+                                    "SHA2-256-128", 32),
+    "aes-cbc-128+hmac-sha384-192": ("enc aes-cbc-128 auth hmac-sha384-192", "AES-CBC", 16,
+                                    "SHA2-384-192", 48),
+    "aes-cbc-128+hmac-sha512-256": ("enc aes-cbc-128 auth hmac-sha512-256", "AES-CBC", 16,
+                                    "SHA2-512-256", 64),
+}
+
+
+class Sa:
+    """One SA's parameters, its grammar line and its scapy twin."""
+
+    def __init__(self, algo, spi, direction, natt, extra=""):
+        self.algo, self.spi, self.dir, self.natt = algo, spi, direction, natt
+        words, _, ek_len, _, ak_len = ALGOS[algo]
+        self.ek, self.ak = key(ek_len, spi), key(ak_len, spi + 1)
+        self.src, self.dst = (GW, PEER) if direction == "out" else (PEER, GW)
+        w = words.split()
+        if len(w) == 2:  # aead NAME
+            alg = "%s %s 0x%s" % (w[0], w[1], self.ek.hex())
+        else:  # enc NAME auth NAME
+            alg = "%s %s 0x%s %s %s 0x%s" % (w[0], w[1], self.ek.hex(), w[2], w[3],
+                                             self.ak.hex())
+        self.line = ("sa add src %s dst %s proto esp spi %#x dir %s mode tunnel %s"
+                     % (self.src, self.dst, spi, direction, alg))
+        if direction == "in":
+            self.line += " replay-window 64"
+        if natt:
+            self.line += " encap udp sport %d dport %d" % (NATT_PORT, NATT_PORT)
+        if extra:
+            self.line += " " + extra
+
+    def scapy(self, natt=None):
+        _, crypt, _, auth, _ = ALGOS[self.algo]
+        kw = dict(proto=ESP, spi=self.spi, crypt_algo=crypt, crypt_key=self.ek,
+                  tunnel_header=IP(src=self.src, dst=self.dst))
+        if auth:
+            kw.update(auth_algo=auth, auth_key=self.ak)
+        if self.natt if natt is None else natt:
+            kw["nat_t_header"] = UDP(sport=NATT_PORT, dport=NATT_PORT)
+        return SecurityAssociation(**kw)
+
+    def encrypt(self, inner, seq, how=""):
+        """IP/[UDP/]ESP for @inner; how: "icv" flips an ICV bit, "padlen" lies about padding."""
+        sa = self.scapy()
+        if how == "padlen":
+            orig = sa.crypt_algo.pad
+
+            def bad_padlen(esp):
+                esp = orig(esp)
+                esp.padlen = 255  # far more than the payload holds
+                return esp
+            sa.crypt_algo.pad = bad_padlen
+            try:
+                e = sa.encrypt(inner, seq_num=seq)
+            finally:
+                sa.crypt_algo.pad = orig
+        else:
+            e = sa.encrypt(inner, seq_num=seq)
+        b = bytearray(raw(e))
+        if how == "icv":
+            b[-1] ^= 0x01
+        return bytes(b)
+
+
+def frame(port, ip_bytes):
+    """A frame from the port's neighbour to the dataplane's (net_pcap) MAC."""
+    return Ether(dst=H.pcap_mac(port), src=H.PEER_MAC[port]) / IP(bytes(ip_bytes))
+
+
+def inner_packets(src, dst):
+    """Sizes around the cipher block and ICV boundaries, ICMP, TCP; all distinct.
+    The largest still fits a 1500-byte MTU after ESP, NAT-T and the outer header."""
+    pkts = []
+    for i, size in enumerate([0, 1, 2, 15, 16, 17, 100, 1000, 1300]):
+        pkts.append(IP(src=src, dst=dst, id=100 + i, ttl=64) / UDP(sport=1000 + i, dport=53)
+                    / Raw(bytes((i * 3 + j) & 0xFF for j in range(size))))
+    pkts.append(IP(src=src, dst=dst, id=200, ttl=33) / ICMP(id=7, seq=1) / Raw(b"ping" * 10))
+    pkts.append(IP(src=src, dst=dst, id=201, tos=0x10) / TCP(sport=4000, dport=80, flags="S"))
+    return [IP(raw(p)) for p in pkts]
+
+
+def forwarded(pkt):
+    """@pkt as a router emits it: TTL one less, header checksum recomputed."""
+    p = IP(raw(pkt))
+    p.ttl -= 1
+    del p.chksum
+    return raw(IP(raw(p)))
+
+
+def ip_checksum_ok(ip_bytes):
+    hl = (ip_bytes[0] & 0xF) * 4
+    s = sum(struct.unpack("!%dH" % (hl // 2), ip_bytes[:hl]))
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s == 0xFFFF
+
+
+def check_esp_frame(f, sa, seq, what):
+    """Outer headers of one ESP frame to the peer; returns the decrypted inner bytes."""
+    assert f.dst == H.PEER_MAC[1] and f.src == H.pcap_mac(1) and f.type == 0x0800, \
+        "%s: Ethernet %s -> %s type %#x" % (what, f.src, f.dst, f.type)
+    ipb = raw(f.payload)
+    ip = IP(ipb)
+    assert (ip.src, ip.dst, ip.ttl) == (GW, PEER, OUTER_TTL), \
+        "%s: outer %s -> %s ttl %d" % (what, ip.src, ip.dst, ip.ttl)
+    assert ip.len == len(ipb) and ip_checksum_ok(ipb), "%s: outer length/checksum" % what
+    esp = ipb[ip.ihl * 4:]
+    if sa.natt:
+        assert ip.proto == 17, "%s: outer proto %d, want UDP" % (what, ip.proto)
+        sp, dp, ln, ck = struct.unpack("!HHHH", esp[:8])
+        assert (sp, dp, ln, ck) == (NATT_PORT, NATT_PORT, len(esp), 0), \
+            "%s: UDP %d->%d len %d/%d csum %#x" % (what, sp, dp, ln, len(esp), ck)
+        esp = esp[8:]
+    else:
+        assert ip.proto == 50, "%s: outer proto %d, want ESP" % (what, ip.proto)
+    spi, q = struct.unpack("!II", esp[:8])
+    assert (spi, q) == (sa.spi, seq), "%s: spi %#x seq %d, want %#x %d" % (what, spi, q,
+                                                                          sa.spi, seq)
+    # scapy decrypts ESP behind a plain IP header; the UDP layer was checked above
+    plain_sa = sa.scapy(natt=False)
+    dec = plain_sa.decrypt(IP(raw(IP(src=GW, dst=PEER, proto=50) / Raw(esp))))
+    return raw(dec)
+
+
+def assert_clean(res):
+    """After every run: no mbuf leaked, no sanitizer report, a clean exit."""
+    used, base = res.mbuf
+    assert used is not None and used == base, res.why("mbuf_in_use %s != baseline %s"
+                                                      % (used, base))
+    assert "Sanitizer" not in res.log, res.why("sanitizer report in the log")
+    assert res.exit_code == 0, res.why("dataplane exit code %s" % res.exit_code)
+
+
+# --------------------------------------------------------------------------------------
+# 1 + 2: outbound and inbound, every algorithm, raw ESP and NAT-T; one run per pair.
+
+_runs = {}
+
+
+def esp_run(algo, natt):
+    k = (algo, natt)
+    if k not in _runs:
+        out_sa, in_sa = Sa(algo, SPI_OUT, "out", natt), Sa(algo, SPI_IN, "in", natt)
+        cfg = H.base_config([
+            out_sa.line, in_sa.line,
+            "policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out action protect spi %#x" % SPI_OUT,
+            "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
+        ])
+        plain = inner_packets(HOST_A, HOST_B)
+        inner = inner_packets(HOST_B, HOST_A)
+        in0 = [frame(0, raw(p)) for p in plain]
+        in1 = [frame(1, in_sa.encrypt(p, i + 1)) for i, p in enumerate(inner)]
+        try:
+            _runs[k] = (H.PcapGateway(cfg, in0, in1).run(), out_sa, in_sa, plain, inner)
+        except AssertionError as e:
+            _runs[k] = e
+    r = _runs[k]
+    if isinstance(r, AssertionError):
+        raise r
+    return r
+
+
+PAIRS = [(a, n) for a in ALGOS for n in (False, True)]
+IDS = ["%s-%s" % (a, "natt" if n else "esp") for a, n in PAIRS]
+
+
+@pytest.mark.parametrize("algo,natt", PAIRS, ids=IDS)
+def test_outbound(algo, natt):
+    res, out_sa, _, plain, _ = esp_run(algo, natt)
+    got = res.out[1]
+    assert len(got) == len(plain), res.why("%d frames out on port 1, want %d"
+                                           % (len(got), len(plain)))
+    for i, (f, p) in enumerate(zip(got, plain)):
+        dec = check_esp_frame(f, out_sa, i + 1, "packet %d" % i)
+        assert dec == forwarded(p), res.why("packet %d: decrypted inner differs:\n%r\nwant\n%r"
+                                            % (i, IP(dec), IP(forwarded(p))))
+    sa = res.sas[SPI_OUT]
+    assert int(sa.get("packets", 0)) == len(plain), res.why("SA packets %s" % sa.get("packets"))
+    assert int(sa.get("seq_out", 0)) == len(plain), res.why("SA seq_out %s" % sa.get("seq_out"))
+    assert not any(H.sa_drops(sa).values()), res.why("SA drops %s" % H.sa_drops(sa))
+    assert res.port("inside")["rx"] == len(plain) and res.port("outside")["tx"] == len(plain)
+    assert_clean(res)
+
+
+@pytest.mark.parametrize("algo,natt", PAIRS, ids=IDS)
+def test_inbound(algo, natt):
+    res, _, _, _, inner = esp_run(algo, natt)
+    got = res.out[0]
+    assert len(got) == len(inner), res.why("%d frames out on port 0, want %d"
+                                           % (len(got), len(inner)))
+    for i, (f, p) in enumerate(zip(got, inner)):
+        assert f.dst == H.PEER_MAC[0] and f.src == H.pcap_mac(0) and f.type == 0x0800, \
+            res.why("packet %d: Ethernet %s -> %s" % (i, f.src, f.dst))
+        assert raw(f.payload) == forwarded(p), res.why(
+            "packet %d differs:\n%r\nwant\n%r" % (i, f.payload, IP(forwarded(p))))
+    sa = res.sas[SPI_IN]
+    assert int(sa.get("packets", 0)) == len(inner), res.why("SA packets %s" % sa.get("packets"))
+    assert not any(H.sa_drops(sa).values()), res.why("SA drops %s" % H.sa_drops(sa))
+    for port in ("inside", "outside"):
+        assert res.drops(port) == {}, res.why("%s drops %s" % (port, res.drops(port)))
+        assert res.port(port)["punted"] == 0, res.why("%s punted" % port)
+    assert_clean(res)
+
+
+# --------------------------------------------------------------------------------------
+# 3: inbound errors, each dropped and counted once under its own reason.
+
+ERROR_CASES = [("aes-gcm-128", False), ("aes-cbc-256+hmac-sha256-128", True),
+               ("chacha20-poly1305", True)]
+
+
+@pytest.mark.parametrize("algo,natt", ERROR_CASES,
+                         ids=["%s-%s" % (a, "natt" if n else "esp") for a, n in ERROR_CASES])
+def test_inbound_errors(algo, natt):
+    in_sa = Sa(algo, SPI_IN, "in", natt)
+    stranger = Sa(algo, 0x999, "in", natt)  # nobody configured this SPI
+    cfg = H.base_config([
+        in_sa.line,
+        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
+    ])
+    P = inner_packets(HOST_B, HOST_A)
+    outsider = IP(raw(IP(src="10.9.9.9", dst=HOST_A, id=77) / UDP(sport=9, dport=9)
+                      / Raw(b"outside the selectors")))
+    short_esp = struct.pack("!IH", SPI_IN, 1)  # 6 bytes: an SPI, half a sequence number
+    if natt:
+        trunc = IP(src=PEER, dst=GW) / UDP(sport=NATT_PORT, dport=NATT_PORT, chksum=0) \
+            / Raw(short_esp)
+    else:
+        trunc = IP(src=PEER, dst=GW, proto=50) / Raw(short_esp)
+    cases = [  # (ip bytes, delivered inner or None)
+        (in_sa.encrypt(P[0], 1), P[0]),
+        (in_sa.encrypt(P[0], 1), None),            # replay
+        (in_sa.encrypt(P[1], 2, "icv"), None),     # auth
+        (stranger.encrypt(P[2], 3), None),         # unknown SPI
+        (raw(IP(raw(trunc))), None),               # truncated
+        (in_sa.encrypt(P[3], 4, "padlen"), None),  # trailer
+        (in_sa.encrypt(outsider, 5), None),        # policy
+        (in_sa.encrypt(P[6], 6), P[6]),
+    ]
+    res = H.PcapGateway(cfg, [], [frame(1, c[0]) for c in cases]).run()
+
+    want = [forwarded(p) for _, p in cases if p is not None]
+    got = [raw(f.payload) for f in res.out[0]]
+    assert got == want, res.why("delivered %d packets, want the 2 good ones" % len(got))
+    assert res.out[1] == [], res.why("frames sent on the outside port")
+    drops = H.sa_drops(res.sas[SPI_IN])
+    assert drops == {"auth": 1, "replay": 1, "trailer": 1, "policy": 1, "expired": 0,
+                     "other": 0}, res.why("SA drops %s" % drops)
+    assert res.drops("outside") == {"drop_esp": 3, "drop_no_sa": 1, "drop_esp_malformed": 1,
+                                    "drop_policy": 1}, res.why("port drops %s"
+                                                               % res.drops("outside"))
+    assert res.drops("inside") == {}, res.why("inside drops %s" % res.drops("inside"))
+    assert res.port("outside")["punted"] == 0, res.why("something went up the TAP")
+    assert res.port("inside")["tx"] == 2
+    assert_clean(res)
+
+
+# --------------------------------------------------------------------------------------
+# 4: discard, bypass and trap policies; ACQUIRE events seen by a channel client.
+
+def test_policies():
+    out_sa = Sa("aes-gcm-128", SPI_OUT, "out", False)
+    cfg = H.base_config([
+        "route add 10.3.0.0/24 via 192.0.2.2 dev outside",
+        "route add 10.4.0.0/24 via 192.0.2.2 dev outside",
+        "route add 10.5.0.0/24 via 192.0.2.2 dev outside",
+        out_sa.line,
+        "policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out action protect spi %#x" % SPI_OUT,
+        "policy add src 10.1.0.0/24 dst 10.3.0.0/24 dir out action discard",
+        "policy add src 10.1.0.0/24 dst 10.4.0.0/24 dir out action bypass",
+        "policy add src 10.1.0.0/24 dst 10.5.0.0/24 dir out action trap",
+    ])
+    gw = H.LiveGateway(cfg)
+    try:
+        gw.start()
+        mon = gw.start_monitor()
+        discard = inner_packets(HOST_A, "10.3.0.2")[:3]
+        bypass = inner_packets(HOST_A, "10.4.0.2")[:4]
+        trap = inner_packets(HOST_A, "10.5.0.2")[:5]
+        protect = inner_packets(HOST_A, HOST_B)[:2]
+        gw.inject(0, [frame(0, raw(p)) for p in discard + bypass + protect])
+        # several packets within one second hit the trap: one ACQUIRE
+        gw.inject(0, [frame(0, raw(p)) for p in trap], gap=0.05)
+        mon.wait("acquire", 1, timeout=5)  # arrived before the run is stopped
+    except BaseException:
+        gw.close()
+        raise
+    res = gw.finish()
+
+    acq = [e["acquire"] for e in res.events if "acquire" in e]
+    assert len(acq) == 1, res.why("ACQUIRE events: %s" % res.events)
+    a = acq[0]
+    assert H.as_text(a["src"]) == HOST_A and H.as_text(a["dst"]) == "10.5.0.2", res.why(str(a))
+    assert int(a.get("proto", 0)) == 17, res.why(str(a))
+    sel = a["sel"]
+    assert (H.as_text(sel["src"]["addr"]), int(sel["src"]["len"]),
+            H.as_text(sel["dst"]["addr"]), int(sel["dst"]["len"])) == \
+        ("10.1.0.0", 24, "10.5.0.0", 24), res.why(str(a))
+    assert not any("expire" in e or "mapping" in e for e in res.events), res.why(str(res.events))
+
+    out = res.out[1]
+    assert len(out) == len(bypass) + len(protect), res.why("%d frames out" % len(out))
+    clear = [f for f in out if IP(raw(f.payload)).proto != 50]
+    assert [raw(f.payload) for f in clear] == [forwarded(p) for p in bypass], \
+        res.why("bypass traffic not forwarded in clear as sent")
+    for f in clear:
+        assert f.dst == H.PEER_MAC[1] and f.src == H.pcap_mac(1)
+    esp = [f for f in out if IP(raw(f.payload)).proto == 50]
+    for i, (f, p) in enumerate(zip(esp, protect)):
+        assert check_esp_frame(f, out_sa, i + 1, "protected %d" % i) == forwarded(p)
+    assert len(esp) == len(protect)
+    assert res.out[0] == [], res.why("frames on the inside port")
+    assert res.drops("inside") == {"drop_policy": len(discard), "drop_trap": len(trap)}, \
+        res.why("inside drops %s" % res.drops("inside"))
+    assert res.drops("outside") == {}, res.why("outside drops %s" % res.drops("outside"))
+    assert_clean(res)
+
+
+# --------------------------------------------------------------------------------------
+# 5: packet lifetimes: soft EXPIRE once after packet 5, hard once after 10, then drops.
+
+def test_lifetime_packets():
+    out_sa = Sa("aes-cbc-128+hmac-sha1-96", SPI_OUT, "out", False,
+                extra="lifetime soft packets 5 hard packets 10")
+    cfg = H.base_config([
+        out_sa.line,
+        "policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out action protect spi %#x" % SPI_OUT,
+    ])
+    plain = (inner_packets(HOST_A, HOST_B) * 2)[:15]
+    frames = [frame(0, raw(p)) for p in plain]
+    gw = H.LiveGateway(cfg)
+    stages = {}
+    try:
+        gw.start()
+        mon = gw.start_monitor()
+        gw.inject(0, frames[:4], gap=0.02)
+        gw.wait_sent()
+        # three lifetime checks (100 ms apart) pass without a reason to expire
+        time.sleep(0.35)
+        stages["after4"] = [e for _, e in mon.events("expire")]
+        gw.inject(0, frames[4:5])
+        stages["soft"] = [e for _, e in mon.wait("expire", 1, timeout=3)]
+        gw.inject(0, frames[5:10], gap=0.02)
+        stages["hard"] = [e for _, e in mon.wait("expire", 2, timeout=3)]
+        gw.inject(0, frames[10:], gap=0.02)
+    except BaseException:
+        gw.close()
+        raise
+    res = gw.finish()
+
+    def said(e):
+        x = e["expire"]
+        return (H.as_text(x["sa"]["dst"]), int(x["sa"]["spi"]), bool(x.get("hard", False)))
+
+    assert stages["after4"] == [], res.why("EXPIRE before the 5th packet: %s" % stages)
+    assert [said(e) for e in stages["soft"]] == [(PEER, SPI_OUT, False)], \
+        res.why("after the 5th packet: %s" % stages["soft"])
+    assert [said(e) for e in stages["hard"]] == [(PEER, SPI_OUT, False), (PEER, SPI_OUT, True)], \
+        res.why("after the 10th packet: %s" % stages["hard"])
+    expires = [said(e) for e in res.events if "expire" in e]
+    assert expires == [(PEER, SPI_OUT, False), (PEER, SPI_OUT, True)], \
+        res.why("EXPIRE events over the run: %s" % expires)
+
+    out = res.out[1]
+    assert len(out) == 10, res.why("%d ESP frames left, want 10" % len(out))
+    for i, (f, p) in enumerate(zip(out, plain)):
+        assert check_esp_frame(f, out_sa, i + 1, "packet %d" % i) == forwarded(p)
+    sa = res.sas[SPI_OUT]
+    assert H.sa_drops(sa) == {"auth": 0, "replay": 0, "trailer": 0, "policy": 0, "expired": 5,
+                              "other": 0}, res.why("SA drops %s" % H.sa_drops(sa))
+    assert sa.get("expired_soft") is True and sa.get("expired_hard") is True, \
+        res.why("show sa flags: soft %s hard %s" % (sa.get("expired_soft"),
+                                                     sa.get("expired_hard")))
+    assert int(sa.get("packets", 0)) == 10
+    assert res.drops("inside") == {"drop_esp": 5}, res.why("drops %s" % res.drops("inside"))
+    assert_clean(res)
