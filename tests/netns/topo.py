@@ -312,14 +312,6 @@ class Topology:
         veth(gwA, wire("gwA", "outside"), gwB, wire("gwB", "outside"))
         veth(gwB, wire("gwB", "inside"), hB, "eth0")
 
-        # A veth hands its frames over with the L4 checksum left for "hardware" to fill in
-        # (CHECKSUM_PARTIAL), and TSO sends segments larger than the MTU. A packet socket --
-        # af_packet under the dataplane -- reads them as they are: wrong TCP/UDP checksums
-        # that the far host drops. Real NICs never deliver such frames; the hosts do it all
-        # in software instead (turning tx checksumming off turns TSO off too).
-        for host in (hA, hB):
-            host.exec(["ethtool", "-K", "eth0", "tx", "off"])
-
         hA.ip("addr", "add", "10.1.0.2/24", "dev", "eth0")
         hA.ip("route", "add", "default", "via", "10.1.0.1")
         hB.ip("addr", "add", "10.2.0.2/24", "dev", "eth0")
