@@ -379,11 +379,24 @@ static void print_policies(Dpsec__PolicyInfo *const *p, size_t n, FILE *out)
 	table_print(&t, out);
 }
 
-/* Print what a successful reply carries; for `show X` always X's table, even empty. */
+/*
+ * Print what a successful reply carries; for `show X` always X's table, even
+ * empty, and likewise the SA table for `sa get` and the policy table for
+ * `policy get`. `spi alloc` prints the bare SPI so scripts can capture it.
+ */
 void ctl_print_reply(const Dpsec__Request *req, const Dpsec__Reply *rep, FILE *out)
 {
 	int what = req->body_case == DPSEC__REQUEST__BODY_SHOW ? (int)req->show->what : -1;
 
+	if (req->body_case == DPSEC__REQUEST__BODY_SA_QUERY)
+		what = DPSEC__SHOW__WHAT__SA;
+	else if (req->body_case == DPSEC__REQUEST__BODY_POLICY_QUERY)
+		what = DPSEC__SHOW__WHAT__POLICY;
+	if (req->body_case == DPSEC__REQUEST__BODY_SPI_ALLOC) {
+		if (rep->has_spi)
+			fprintf(out, "0x%08x\n", rep->spi);
+		return;
+	}
 	if (what == DPSEC__SHOW__WHAT__PORTS || (what < 0 && rep->n_ports))
 		print_ports(rep->ports, rep->n_ports, out);
 	if (what == DPSEC__SHOW__WHAT__STATS || (what < 0 && rep->stats))

@@ -76,14 +76,16 @@ int gram_parse_argv(int argc, char *const argv[], Dpsec__Request **out, char *er
 		rc = gram_parse_neigh(&c, req);
 	else if (!strcmp(w, "sa"))
 		rc = gram_parse_sa(&c, req);
+	else if (!strcmp(w, "spi"))
+		rc = gram_parse_spi(&c, req);
 	else if (!strcmp(w, "policy"))
 		rc = gram_parse_policy(&c, req);
 	else if (!strcmp(w, "show"))
 		rc = parse_show(&c, req);
 	else
 		rc = gram_err(&c,
-			      "unknown command \"%s\" (port, addr, route, neigh, sa, policy, "
-			      "show)",
+			      "unknown command \"%s\" (port, addr, route, neigh, sa, spi, "
+			      "policy, show)",
 			      GW(w));
 	if (rc) {
 		gram_request_free(req);

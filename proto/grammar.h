@@ -32,8 +32,8 @@ void gram_request_free(Dpsec__Request *req);
 
 /*
  * Print @req back as one grammar line (keys as 0x-hex), so that parsing the
- * result gives the same request. Requests the grammar cannot express (sa
- * update, queries, spi alloc, subscribe) get a readable line for logs.
+ * result gives the same request. Only subscribe, which is no command, gets a
+ * line ("subscribe") that does not parse back.
  * Returns the length written, or -1 if @req is malformed (missing parts,
  * bad names or addresses) or @buf is too small.
  */
@@ -48,8 +48,8 @@ struct gram_config {
 };
 /*
  * Load @path: '#' comments, blank lines, backslash-newline continuation.
- * `show` is refused in a config file. On error returns -1 with
- * "PATH:LINE: reason" in @err and nothing in @cfg.
+ * Queries (`show`, `sa get`, `policy get`, `spi alloc`) are refused in a config file. On error
+ * returns -1 with "PATH:LINE: reason" in @err and nothing in @cfg.
  */
 int gram_config_load(const char *path, struct gram_config *cfg, char *err, size_t errlen);
 void gram_config_free(struct gram_config *cfg);

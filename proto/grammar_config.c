@@ -116,19 +116,41 @@ static int add_request(struct loader *l, Dpsec__Request *req, unsigned int line)
 	return 0;
 }
 
+/*
+ * Commands that only read state: a config file changes state before any
+ * port runs, so nobody would see their answer.
+ */
+static const char *query_name(Dpsec__Request__BodyCase body)
+{
+	switch (body) {
+	case DPSEC__REQUEST__BODY_SHOW:
+		return "show";
+	case DPSEC__REQUEST__BODY_SA_QUERY:
+		return "sa get";
+	case DPSEC__REQUEST__BODY_POLICY_QUERY:
+		return "policy get";
+	case DPSEC__REQUEST__BODY_SPI_ALLOC:
+		return "spi alloc";
+	default:
+		return NULL;
+	}
+}
+
 static int parse_logical(struct loader *l, const char *text, unsigned int line)
 {
 	char perr[GRAM_ERR_MAX];
 	Dpsec__Request *req;
+	const char *query;
 	int rc = gram_parse_line(text, &req, perr, sizeof(perr));
 
 	if (rc < 0)
 		return fail(l, line, "%s", perr);
 	if (rc > 0)
 		return 0;
-	if (req->body_case == DPSEC__REQUEST__BODY_SHOW) {
+	query = query_name(req->body_case);
+	if (query) {
 		gram_request_free(req);
-		return fail(l, line, "\"show\" is not allowed in a config file");
+		return fail(l, line, "\"%s\" is a query, not allowed in a config file", query);
 	}
 	if (add_request(l, req, line)) {
 		gram_request_free(req);

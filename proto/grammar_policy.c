@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* policy add | policy del | policy flush: the SPD (RFC 4301 4.4.1). */
+/* policy add | policy del | policy get | policy flush: the SPD (RFC 4301 4.4.1). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,19 +196,13 @@ static int parse_add(struct gram_cur *c, Dpsec__Request *req)
 	return 0;
 }
 
-static int parse_del(struct gram_cur *c, Dpsec__Request *req)
+/* policy del and policy get name a policy by its selector and direction alone. */
+static int parse_sel_only(struct gram_cur *c, Dpsec__PolicyDel *m)
 {
-	Dpsec__PolicyDel *m = malloc(sizeof(*m));
 	const char *w, *v;
 	uint32_t seen = 0;
 	int k;
 
-	c->cmd = "policy del";
-	if (!m)
-		return gram_err(c, "out of memory");
-	dpsec__policy_del__init(m);
-	req->policy_del = m;
-	req->body_case = DPSEC__REQUEST__BODY_POLICY_DEL;
 	m->sel = new_sel(c);
 	if (!m->sel)
 		return -1;
@@ -223,6 +217,40 @@ static int parse_del(struct gram_cur *c, Dpsec__Request *req)
 	return check_sel(c, m->sel, seen);
 }
 
+static Dpsec__PolicyDel *new_del(struct gram_cur *c)
+{
+	Dpsec__PolicyDel *m = malloc(sizeof(*m));
+
+	if (!m) {
+		gram_err(c, "out of memory");
+		return NULL;
+	}
+	dpsec__policy_del__init(m);
+	return m;
+}
+
+static int parse_del(struct gram_cur *c, Dpsec__Request *req)
+{
+	c->cmd = "policy del";
+	req->policy_del = new_del(c);
+	if (!req->policy_del)
+		return -1;
+	req->body_case = DPSEC__REQUEST__BODY_POLICY_DEL;
+	return parse_sel_only(c, req->policy_del);
+}
+
+static int parse_get(struct gram_cur *c, Dpsec__Request *req)
+{
+	c->cmd = "policy get";
+	req->policy_query = new_del(c);
+	if (!req->policy_query)
+		return -1;
+	req->body_case = DPSEC__REQUEST__BODY_POLICY_QUERY;
+	return parse_sel_only(c, req->policy_query);
+}
+
+#define POLICY_VERBS "\"add\", \"del\", \"get\" or \"flush\""
+
 int gram_parse_policy(struct gram_cur *c, Dpsec__Request *req)
 {
 	const char *w = gram_take(c);
@@ -232,11 +260,13 @@ int gram_parse_policy(struct gram_cur *c, Dpsec__Request *req)
 		return parse_add(c, req);
 	if (w && !strcmp(w, "del"))
 		return parse_del(c, req);
+	if (w && !strcmp(w, "get"))
+		return parse_get(c, req);
 	if (w && !strcmp(w, "flush")) {
 		c->cmd = "policy flush";
 		return gram_parse_flush(c, req, DPSEC__FLUSH__WHAT__POLICY);
 	}
 	if (!w)
-		return gram_err(c, "expected \"add\", \"del\" or \"flush\"");
-	return gram_err(c, "expected \"add\", \"del\" or \"flush\", got \"%s\"", GW(w));
+		return gram_err(c, "expected " POLICY_VERBS);
+	return gram_err(c, "expected " POLICY_VERBS ", got \"%s\"", GW(w));
 }

@@ -85,6 +85,7 @@ int gram_parse_route(struct gram_cur *c, Dpsec__Request *req);
 int gram_parse_neigh(struct gram_cur *c, Dpsec__Request *req);
 int gram_parse_flush(struct gram_cur *c, Dpsec__Request *req, Dpsec__Flush__What what);
 int gram_parse_sa(struct gram_cur *c, Dpsec__Request *req);
+int gram_parse_spi(struct gram_cur *c, Dpsec__Request *req);
 int gram_parse_policy(struct gram_cur *c, Dpsec__Request *req);
 
 #endif

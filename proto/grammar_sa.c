@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* sa add | sa del | sa flush: Security Associations (RFC 4301 4.4.2). */
+/*
+ * sa add | sa del | sa update | sa get | sa flush: Security Associations
+ * (RFC 4301 4.4.2), and spi alloc, which reserves an SA identity.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,7 +130,8 @@ static int parse_auth(struct gram_cur *c, Dpsec__SaAdd *m)
 	return alg_key(c, alg, gram_integ_key_len(m->integ), &m->auth_key);
 }
 
-static int parse_encap(struct gram_cur *c, Dpsec__SaAdd *m)
+/* "encap udp sport P dport P", shared by sa add and sa update. */
+static int parse_encap(struct gram_cur *c, Dpsec__Encap **out)
 {
 	static const char *const names[2] = {"sport", "dport"};
 	uint32_t *ports[2];
@@ -138,12 +142,12 @@ static int parse_encap(struct gram_cur *c, Dpsec__SaAdd *m)
 		return -1;
 	if (strcmp(w, "udp"))
 		return gram_err(c, "unsupported encap \"%s\" (only udp)", GW(w));
-	m->encap = malloc(sizeof(*m->encap));
-	if (!m->encap)
+	*out = malloc(sizeof(**out));
+	if (!*out)
 		return gram_err(c, "out of memory");
-	dpsec__encap__init(m->encap);
-	ports[0] = &m->encap->sport;
-	ports[1] = &m->encap->dport;
+	dpsec__encap__init(*out);
+	ports[0] = &(*out)->sport;
+	ports[1] = &(*out)->dport;
 	for (i = 0; i < 2; i++) {
 		w = gram_take(c);
 		if (!w || strcmp(w, names[i]))
@@ -302,7 +306,7 @@ static int parse_add(struct gram_cur *c, Dpsec__Request *req)
 			rc = parse_auth(c, m);
 			break;
 		case K_ENCAP:
-			rc = parse_encap(c, m);
+			rc = parse_encap(c, &m->encap);
 			break;
 		case K_LIFETIME:
 			rc = parse_lifetime(c, m);
@@ -326,39 +330,151 @@ static int parse_add(struct gram_cur *c, Dpsec__Request *req)
 	return check_add(c, m, seen);
 }
 
-static int parse_del(struct gram_cur *c, Dpsec__Request *req)
+/* dst, proto or spi of an SA identity; other keywords are the caller's. */
+static int parse_id_word(struct gram_cur *c, Dpsec__SaId *m, uint32_t *seen, int k, const char *w)
 {
-	Dpsec__SaId *m = malloc(sizeof(*m));
-	const char *w, *v;
-	uint32_t seen = 0;
-	int k, rc;
+	const char *v;
 
-	c->cmd = "sa del";
-	if (!m)
-		return gram_err(c, "out of memory");
-	dpsec__sa_id__init(m);
-	req->sa_del = m;
-	req->body_case = DPSEC__REQUEST__BODY_SA_DEL;
-	while ((w = gram_take(c))) {
-		k = keyword(w);
-		if (k != K_DST && k != K_PROTO && k != K_SPI)
-			return gram_unknown(c, w);
-		if (gram_once(c, &seen, k, w) || !(v = gram_value(c, w)))
-			return -1;
-		if (k == K_DST)
-			rc = gram_addr_bin(c, w, v, &m->dst);
-		else if (k == K_PROTO)
-			rc = parse_proto(c, v, &m->proto);
-		else
-			rc = gram_spi(c, v, &m->spi);
-		if (rc)
-			return -1;
-	}
+	if (gram_once(c, seen, k, w) || !(v = gram_value(c, w)))
+		return -1;
+	if (k == K_DST)
+		return gram_addr_bin(c, w, v, &m->dst);
+	if (k == K_PROTO)
+		return parse_proto(c, v, &m->proto);
+	return gram_spi(c, v, &m->spi);
+}
+
+static int check_id(struct gram_cur *c, uint32_t seen)
+{
+	int k;
+
 	for (k = K_DST; k <= K_SPI; k++)
 		if (!(seen & (1u << k)))
 			return gram_err(c, "missing \"%s\"", kw_names[k]);
 	return 0;
 }
+
+static Dpsec__SaId *new_id(struct gram_cur *c)
+{
+	Dpsec__SaId *m = malloc(sizeof(*m));
+
+	if (!m) {
+		gram_err(c, "out of memory");
+		return NULL;
+	}
+	dpsec__sa_id__init(m);
+	return m;
+}
+
+/* sa del and sa get: nothing but the identity (dst, proto, spi). */
+static int parse_id_only(struct gram_cur *c, Dpsec__SaId *m)
+{
+	const char *w;
+	uint32_t seen = 0;
+	int k;
+
+	while ((w = gram_take(c))) {
+		k = keyword(w);
+		if (k != K_DST && k != K_PROTO && k != K_SPI)
+			return gram_unknown(c, w);
+		if (parse_id_word(c, m, &seen, k, w))
+			return -1;
+	}
+	return check_id(c, seen);
+}
+
+static int parse_del(struct gram_cur *c, Dpsec__Request *req)
+{
+	c->cmd = "sa del";
+	req->sa_del = new_id(c);
+	if (!req->sa_del)
+		return -1;
+	req->body_case = DPSEC__REQUEST__BODY_SA_DEL;
+	return parse_id_only(c, req->sa_del);
+}
+
+static int parse_get(struct gram_cur *c, Dpsec__Request *req)
+{
+	c->cmd = "sa get";
+	req->sa_query = new_id(c);
+	if (!req->sa_query)
+		return -1;
+	req->body_case = DPSEC__REQUEST__BODY_SA_QUERY;
+	return parse_id_only(c, req->sa_query);
+}
+
+/* Keywords only sa update takes, numbered after the shared ones. */
+enum { U_NEW_SRC = K_MAX, U_NEW_DST };
+
+static int update_keyword(const char *w)
+{
+	int k = keyword(w);
+
+	if (k == K_DST || k == K_PROTO || k == K_SPI || k == K_ENCAP)
+		return k;
+	if (!strcmp(w, "new-src"))
+		return U_NEW_SRC;
+	if (!strcmp(w, "new-dst"))
+		return U_NEW_DST;
+	return -1;
+}
+
+static int check_update(struct gram_cur *c, const Dpsec__SaUpdate *m, uint32_t seen)
+{
+	if (check_id(c, seen))
+		return -1;
+	if (!m->has_new_src && !m->has_new_dst && !m->new_encap)
+		return gram_err(c, "nothing to change: give \"new-src\", \"new-dst\" or \"encap\"");
+	/* An SA keeps its family: the id's dst is in it, so every new address must be too. */
+	if (m->has_new_src && m->new_src.len != m->id->dst.len)
+		return gram_err(c, "new-src and dst address families differ");
+	if (m->has_new_dst && m->new_dst.len != m->id->dst.len)
+		return gram_err(c, "new-dst and dst address families differ");
+	return 0;
+}
+
+static int parse_update(struct gram_cur *c, Dpsec__Request *req)
+{
+	Dpsec__SaUpdate *m = malloc(sizeof(*m));
+	const char *w, *v;
+	uint32_t seen = 0;
+	int k, rc;
+
+	c->cmd = "sa update";
+	if (!m)
+		return gram_err(c, "out of memory");
+	dpsec__sa_update__init(m);
+	req->sa_update = m;
+	req->body_case = DPSEC__REQUEST__BODY_SA_UPDATE;
+	m->id = new_id(c);
+	if (!m->id)
+		return -1;
+	while ((w = gram_take(c))) {
+		k = update_keyword(w);
+		if (k < 0)
+			return gram_unknown(c, w);
+		if (k == K_DST || k == K_PROTO || k == K_SPI) {
+			rc = parse_id_word(c, m->id, &seen, k, w);
+		} else if (gram_once(c, &seen, k, w)) {
+			rc = -1;
+		} else if (k == K_ENCAP) {
+			rc = parse_encap(c, &m->new_encap);
+		} else if (!(v = gram_value(c, w))) {
+			rc = -1;
+		} else if (k == U_NEW_SRC) {
+			m->has_new_src = 1;
+			rc = gram_addr_bin(c, w, v, &m->new_src);
+		} else {
+			m->has_new_dst = 1;
+			rc = gram_addr_bin(c, w, v, &m->new_dst);
+		}
+		if (rc)
+			return -1;
+	}
+	return check_update(c, m, seen);
+}
+
+#define SA_VERBS "\"add\", \"del\", \"update\", \"get\" or \"flush\""
 
 int gram_parse_sa(struct gram_cur *c, Dpsec__Request *req)
 {
@@ -369,11 +485,77 @@ int gram_parse_sa(struct gram_cur *c, Dpsec__Request *req)
 		return parse_add(c, req);
 	if (w && !strcmp(w, "del"))
 		return parse_del(c, req);
+	if (w && !strcmp(w, "update"))
+		return parse_update(c, req);
+	if (w && !strcmp(w, "get"))
+		return parse_get(c, req);
 	if (w && !strcmp(w, "flush")) {
 		c->cmd = "sa flush";
 		return gram_parse_flush(c, req, DPSEC__FLUSH__WHAT__SA);
 	}
 	if (!w)
-		return gram_err(c, "expected \"add\", \"del\" or \"flush\"");
-	return gram_err(c, "expected \"add\", \"del\" or \"flush\", got \"%s\"", GW(w));
+		return gram_err(c, "expected " SA_VERBS);
+	return gram_err(c, "expected " SA_VERBS ", got \"%s\"", GW(w));
+}
+
+/* spi alloc dst A proto esp [min N] [max N]: an SPI no SA to A uses yet. */
+static int parse_spi_alloc(struct gram_cur *c, Dpsec__Request *req)
+{
+	enum { A_DST, A_PROTO, A_MIN, A_MAX, A_N };
+	static const char *const names[A_N] = {"dst", "proto", "min", "max"};
+	Dpsec__SpiAlloc *m = malloc(sizeof(*m));
+	const char *w, *v;
+	uint32_t seen = 0;
+	int k, rc;
+
+	c->cmd = "spi alloc";
+	if (!m)
+		return gram_err(c, "out of memory");
+	dpsec__spi_alloc__init(m);
+	req->spi_alloc = m;
+	req->body_case = DPSEC__REQUEST__BODY_SPI_ALLOC;
+	while ((w = gram_take(c))) {
+		for (k = 0; k < A_N && strcmp(w, names[k]); k++)
+			;
+		if (k == A_N)
+			return gram_unknown(c, w);
+		if (gram_once(c, &seen, k, w) || !(v = gram_value(c, w)))
+			return -1;
+		switch (k) {
+		case A_DST:
+			rc = gram_addr_bin(c, w, v, &m->dst);
+			break;
+		case A_PROTO:
+			rc = parse_proto(c, v, &m->proto);
+			break;
+		case A_MIN:
+			m->has_min = 1;
+			rc = gram_u32(c, w, v, GRAM_SPI_MIN, UINT32_MAX, &m->min);
+			break;
+		default:
+			m->has_max = 1;
+			rc = gram_u32(c, w, v, GRAM_SPI_MIN, UINT32_MAX, &m->max);
+			break;
+		}
+		if (rc)
+			return -1;
+	}
+	for (k = A_DST; k <= A_PROTO; k++)
+		if (!(seen & (1u << k)))
+			return gram_err(c, "missing \"%s\"", names[k]);
+	if (m->has_min && m->has_max && m->min > m->max)
+		return gram_err(c, "min 0x%08x exceeds max 0x%08x", m->min, m->max);
+	return 0;
+}
+
+int gram_parse_spi(struct gram_cur *c, Dpsec__Request *req)
+{
+	const char *w = gram_take(c);
+
+	c->cmd = "spi";
+	if (w && !strcmp(w, "alloc"))
+		return parse_spi_alloc(c, req);
+	if (!w)
+		return gram_err(c, "expected \"alloc\"");
+	return gram_err(c, "expected \"alloc\", got \"%s\"", GW(w));
 }

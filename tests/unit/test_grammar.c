@@ -520,8 +520,148 @@ static void test_sa_del_flush(void **state)
 	bad("sa del dst 192.0.2.2 proto esp spi 0x100 src 1.2.3.4", "unknown word \"src\"");
 	bad("sa del dst 192.0.2.2 proto esp spi 0x10", "reserved");
 	bad("sa flush now", "unknown word \"now\"");
-	bad("sa", "expected \"add\", \"del\" or \"flush\"");
+	bad("sa", "expected \"add\", \"del\", \"update\", \"get\" or \"flush\"");
 	bad("sa list", "got \"list\"");
+}
+
+#define SA_ID "dst 192.0.2.2 proto esp spi 0x100"
+
+static void test_sa_update(void **state)
+{
+	Dpsec__Request *r;
+	Dpsec__SaUpdate *u;
+
+	(void)state;
+	r = ok("sa update " SA_ID " new-src 198.51.100.1 new-dst 203.0.113.2 "
+	       "encap udp sport 4500 dport 1234");
+	assert_int_equal(r->body_case, DPSEC__REQUEST__BODY_SA_UPDATE);
+	u = r->sa_update;
+	assert_addr(&u->id->dst, "192.0.2.2");
+	assert_int_equal(u->id->proto, 50);
+	assert_int_equal(u->id->spi, 0x100);
+	assert_true(u->has_new_src && u->has_new_dst);
+	assert_addr(&u->new_src, "198.51.100.1");
+	assert_addr(&u->new_dst, "203.0.113.2");
+	assert_non_null(u->new_encap);
+	assert_int_equal(u->new_encap->sport, 4500);
+	assert_int_equal(u->new_encap->dport, 1234);
+	gram_request_free(r);
+
+	/* any one change is enough, in any order */
+	r = ok("sa update new-dst 192.0.2.7 spi 300 proto esp dst 192.0.2.2");
+	u = r->sa_update;
+	assert_false(u->has_new_src);
+	assert_null(u->new_encap);
+	assert_addr(&u->new_dst, "192.0.2.7");
+	gram_request_free(r);
+	r = ok("sa update " SA_ID " new-src 192.0.2.9");
+	assert_false(r->sa_update->has_new_dst);
+	assert_addr(&r->sa_update->new_src, "192.0.2.9");
+	gram_request_free(r);
+	r = ok("sa update encap udp sport 4500 dport 4500 " SA_ID);
+	assert_false(r->sa_update->has_new_src || r->sa_update->has_new_dst);
+	assert_int_equal(r->sa_update->new_encap->dport, 4500);
+	gram_request_free(r);
+	r = ok("sa update dst 2001:db8::2 proto esp spi 0x100 new-src 2001:db8::9");
+	assert_addr(&r->sa_update->new_src, "2001:db8::9");
+	gram_request_free(r);
+
+	bad("sa update " SA_ID, "sa update: nothing to change: give \"new-src\"");
+	bad("sa update dst 192.0.2.2 proto esp new-src 1.2.3.4", "missing \"spi\"");
+	bad("sa update dst 192.0.2.2 spi 0x100 new-src 1.2.3.4", "missing \"proto\"");
+	bad("sa update proto esp spi 0x100 new-src 1.2.3.4", "missing \"dst\"");
+	bad("sa update " SA_ID " new-src 2001:db8::1", "new-src and dst address families differ");
+	bad("sa update " SA_ID " new-dst 2001:db8::1", "new-dst and dst address families differ");
+	bad("sa update dst 2001:db8::2 proto esp spi 0x100 new-dst 192.0.2.1",
+	    "new-dst and dst address families differ");
+	bad("sa update " SA_ID " new-src 1.2.3.4 new-src 1.2.3.5", "\"new-src\" given twice");
+	bad("sa update " SA_ID " new-dst 1.2.3.4 dst 1.2.3.5", "\"dst\" given twice");
+	bad("sa update " SA_ID " new-src", "missing value after \"new-src\"");
+	bad("sa update " SA_ID " new-src 1.2.3", "1.2.3");
+	bad("sa update " SA_ID " new-src 10.0.0.0/8", "10.0.0.0/8");
+	bad("sa update " SA_ID " encap tcp sport 1 dport 2", "unsupported encap \"tcp\"");
+	bad("sa update " SA_ID " encap udp dport 2", "missing \"sport\" in \"encap udp");
+	bad("sa update " SA_ID " encap udp sport 0 dport 2", "bad value \"0\" for \"sport\"");
+	bad("sa update " SA_ID " encap udp sport 1 dport 2 encap udp sport 1 dport 2",
+	    "\"encap\" given twice");
+	bad("sa update " SA_ID " new-src 1.2.3.4 src 1.2.3.4", "unknown word \"src\"");
+	bad("sa update " SA_ID " new-src 1.2.3.4 dir out", "unknown word \"dir\"");
+	bad("sa update dst 192.0.2.2 proto ah spi 0x100 new-src 1.2.3.4",
+	    "unsupported proto \"ah\"");
+	bad("sa update dst 192.0.2.2 proto esp spi 7 new-src 1.2.3.4", "SPI 7 is reserved");
+	/* new-* words belong to sa update only */
+	bad(SA_GCM " new-src 1.2.3.4", "sa add: unknown word \"new-src\"");
+	bad("sa del " SA_ID " new-dst 1.2.3.4", "sa del: unknown word \"new-dst\"");
+}
+
+static void test_sa_get(void **state)
+{
+	Dpsec__Request *r;
+
+	(void)state;
+	r = ok("sa get " SA_ID);
+	assert_int_equal(r->body_case, DPSEC__REQUEST__BODY_SA_QUERY);
+	assert_addr(&r->sa_query->dst, "192.0.2.2");
+	assert_int_equal(r->sa_query->proto, 50);
+	assert_int_equal(r->sa_query->spi, 0x100);
+	gram_request_free(r);
+	r = ok("sa get spi 4294967295 dst 2001:db8::2 proto esp");
+	assert_addr(&r->sa_query->dst, "2001:db8::2");
+	assert_int_equal(r->sa_query->spi, 0xffffffffu);
+	gram_request_free(r);
+
+	bad("sa get", "sa get: missing \"dst\"");
+	bad("sa get dst 192.0.2.2 proto esp", "sa get: missing \"spi\"");
+	bad("sa get " SA_ID " dir in", "sa get: unknown word \"dir\"");
+	bad("sa get " SA_ID " spi 0x200", "\"spi\" given twice");
+	bad("sa get dst 192.0.2.2 proto esp spi 0x100000000", "bad SPI \"0x100000000\"");
+	bad("sa get dst 192.0.2.0/24 proto esp spi 0x100", "192.0.2.0/24");
+	bad("sa get " SA_ID " new-src 1.2.3.4", "unknown word \"new-src\"");
+}
+
+static void test_spi_alloc(void **state)
+{
+	Dpsec__Request *r;
+	Dpsec__SpiAlloc *a;
+
+	(void)state;
+	r = ok("spi alloc dst 192.0.2.2 proto esp");
+	assert_int_equal(r->body_case, DPSEC__REQUEST__BODY_SPI_ALLOC);
+	a = r->spi_alloc;
+	assert_addr(&a->dst, "192.0.2.2");
+	assert_int_equal(a->proto, 50);
+	assert_false(a->has_min || a->has_max);
+	gram_request_free(r);
+	r = ok("spi alloc max 0xc0000000 min 0x100 proto esp dst 2001:db8::2");
+	a = r->spi_alloc;
+	assert_addr(&a->dst, "2001:db8::2");
+	assert_true(a->has_min && a->has_max);
+	assert_int_equal(a->min, 0x100);
+	assert_int_equal(a->max, 0xc0000000u);
+	gram_request_free(r);
+	r = ok("spi alloc dst 192.0.2.2 proto esp min 4096 max 4096");
+	assert_int_equal(r->spi_alloc->min, 4096);
+	assert_int_equal(r->spi_alloc->max, 4096);
+	gram_request_free(r);
+	r = ok("spi alloc dst 192.0.2.2 proto esp max 256");
+	assert_false(r->spi_alloc->has_min);
+	gram_request_free(r);
+
+	bad("spi", "spi: expected \"alloc\"");
+	bad("spi free dst 192.0.2.2 proto esp", "expected \"alloc\", got \"free\"");
+	bad("spi alloc proto esp", "spi alloc: missing \"dst\"");
+	bad("spi alloc dst 192.0.2.2", "spi alloc: missing \"proto\"");
+	bad("spi alloc dst 192.0.2.2 proto udp", "unsupported proto \"udp\"");
+	bad("spi alloc dst 192.0.2.2 proto esp min 255", "bad value \"255\" for \"min\"");
+	bad("spi alloc dst 192.0.2.2 proto esp max 0xff", "bad value \"0xff\" for \"max\"");
+	bad("spi alloc dst 192.0.2.2 proto esp max 0x100000000", "bad value \"0x100000000\"");
+	bad("spi alloc dst 192.0.2.2 proto esp min -1", "bad value \"-1\" for \"min\"");
+	bad("spi alloc dst 192.0.2.2 proto esp min 0x2000 max 0x1000",
+	    "min 0x00002000 exceeds max 0x00001000");
+	bad("spi alloc dst 192.0.2.2 proto esp min 300 min 400", "\"min\" given twice");
+	bad("spi alloc dst 192.0.2.2 proto esp min", "missing value after \"min\"");
+	bad("spi alloc dst 192.0.2.2 proto esp spi 0x100", "unknown word \"spi\"");
+	bad("spi alloc dst 10.0.0.0/8 proto esp", "10.0.0.0/8");
 }
 
 /* ---- policy ---- */
@@ -654,7 +794,47 @@ static void test_policy_del_flush(void **state)
 	    "unknown word \"action\"");
 	bad("policy del src 10.1.0.0/24 dst 10.2.0.0/24 dir out spi 0x100", "unknown word \"spi\"");
 	bad("policy del src 10.1.0.0/24 dst 10.2.0.0/24 dport 5 dir out", "needs proto tcp");
-	bad("policy", "expected \"add\", \"del\" or \"flush\"");
+}
+
+static void test_policy_get(void **state)
+{
+	Dpsec__Request *r;
+	Dpsec__PolicyDel *q;
+
+	(void)state;
+	r = ok("policy get src 10.1.0.0/24 dst 10.2.0.0/24 dir out");
+	assert_int_equal(r->body_case, DPSEC__REQUEST__BODY_POLICY_QUERY);
+	q = r->policy_query;
+	assert_prefix(q->sel->src, "10.1.0.0/24");
+	assert_prefix(q->sel->dst, "10.2.0.0/24");
+	assert_false(q->sel->has_proto || q->sel->has_sport_lo || q->sel->has_dport_lo);
+	assert_int_equal(q->dir, DPSEC__DIR__DIR_OUT);
+	gram_request_free(r);
+	r = ok("policy get dir in proto udp dport 500-4500 sport 53 dst 2001:db8:1::/48 "
+	       "src 2001:db8:2::/48");
+	q = r->policy_query;
+	assert_int_equal(q->dir, DPSEC__DIR__DIR_IN);
+	assert_int_equal(q->sel->proto, 17);
+	assert_int_equal(q->sel->sport_lo, 53);
+	assert_int_equal(q->sel->sport_hi, 53);
+	assert_int_equal(q->sel->dport_lo, 500);
+	assert_int_equal(q->sel->dport_hi, 4500);
+	gram_request_free(r);
+
+	bad("policy get src 10.1.0.0/24 dst 10.2.0.0/24", "policy get: missing \"dir\"");
+	bad("policy get dst 10.2.0.0/24 dir out", "policy get: missing \"src\"");
+	bad("policy get src 10.1.0.0/24 dst 10.2.0.0/24 dir out action bypass",
+	    "policy get: unknown word \"action\"");
+	bad("policy get src 10.1.0.0/24 dst 10.2.0.0/24 dir out priority 5",
+	    "unknown word \"priority\"");
+	bad("policy get src 10.1.0.0/24 dst 10.2.0.0/24 dport 5 dir out", "needs proto tcp");
+	bad("policy get src 10.1.0.1/24 dst 10.2.0.0/24 dir out", "host bits set");
+	bad("policy get src 10.1.0.0/24 dst 2001:db8::/32 dir out",
+	    "src and dst address families differ");
+	bad("policy get src 10.1.0.0/24 dst 10.2.0.0/24 dir sideways", "sideways");
+	bad("policy get src 10.1.0.0/24 dst 10.2.0.0/24 dir in dir out", "\"dir\" given twice");
+	bad("policy", "expected \"add\", \"del\", \"get\" or \"flush\"");
+	bad("policy list", "got \"list\"");
 }
 
 /* ---- show, lines ---- */
@@ -748,6 +928,17 @@ static void test_format(void **state)
 	fmt_is("policy add src 10.1.0.0/24 dst 10.2.0.0/24 proto 17 sport 5-5 dir out action "
 	       "trap",
 	       "policy add src 10.1.0.0/24 dst 10.2.0.0/24 proto udp sport 5 dir out action trap");
+	fmt_is("sa update new-dst 192.0.2.7 encap udp sport 4500 dport 4501 spi 256 dst "
+	       "192.0.2.2 new-src 192.0.2.1 proto esp",
+	       "sa update dst 192.0.2.2 proto esp spi 0x00000100 new-src 192.0.2.1 new-dst "
+	       "192.0.2.7 encap udp sport 4500 dport 4501");
+	fmt_is("sa get spi 0x1000 dst 2001:db8::2 proto esp",
+	       "sa get dst 2001:db8::2 proto esp spi 0x00001000");
+	fmt_is("policy get dir in dst 10.2.0.0/24 src 10.1.0.0/24 proto tcp dport 1-2",
+	       "policy get src 10.1.0.0/24 dst 10.2.0.0/24 proto tcp dport 1-2 dir in");
+	fmt_is("spi alloc proto esp max 65535 min 4096 dst 192.0.2.2",
+	       "spi alloc dst 192.0.2.2 proto esp min 0x00001000 max 0x0000ffff");
+	fmt_is("spi alloc dst 192.0.2.2 proto esp", "spi alloc dst 192.0.2.2 proto esp");
 	fmt_is("sa flush", "sa flush");
 	fmt_is("show ports", "show ports");
 
@@ -895,16 +1086,18 @@ static void load_bad(const char *text, size_t len, const char *want)
 
 static void test_config_ok(void **state)
 {
-	static const char text[] = "# dpsec config\n"
-				   "port 0 name inside\r\n"
-				   "\n"
-				   "port 1 name outside   # the wire\n"
-				   "sa add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 \\\n"
-				   "       dir out mode tunnel \\   # trailing comment\n"
-				   "\taead aes-gcm-128 0x" K16 K4 "\n"
-				   "   # indented comment \\\n"
-				   "policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out \\\n"
-				   "  action protect spi 0x100";
+	static const char text[] =
+	    "# dpsec config\n"
+	    "port 0 name inside\r\n"
+	    "\n"
+	    "port 1 name outside   # the wire\n"
+	    "sa add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 \\\n"
+	    "       dir out mode tunnel \\   # trailing comment\n"
+	    "\taead aes-gcm-128 0x" K16 K4 "\n"
+	    "   # indented comment \\\n"
+	    "policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out \\\n"
+	    "  action protect spi 0x100\n"
+	    "sa update dst 192.0.2.2 proto esp spi 0x100 new-src 192.0.2.9\n";
 	struct gram_config cfg;
 	char err[GRAM_ERR_MAX + 128];
 	const char *path = write_conf("ok.conf", text, sizeof(text) - 1);
@@ -912,7 +1105,7 @@ static void test_config_ok(void **state)
 	(void)state;
 	if (gram_config_load(path, &cfg, err, sizeof(err)))
 		fail_msg("%s", err);
-	assert_int_equal(cfg.n, 4);
+	assert_int_equal(cfg.n, 5);
 	assert_int_equal(cfg.reqs[0]->body_case, DPSEC__REQUEST__BODY_PORT);
 	assert_string_equal(cfg.reqs[0]->port->name, "inside");
 	assert_int_equal(cfg.lineno[0], 2);
@@ -924,6 +1117,8 @@ static void test_config_ok(void **state)
 	assert_int_equal(cfg.lineno[2], 5);
 	assert_int_equal(cfg.reqs[3]->body_case, DPSEC__REQUEST__BODY_POLICY_ADD);
 	assert_int_equal(cfg.lineno[3], 9);
+	assert_int_equal(cfg.reqs[4]->body_case, DPSEC__REQUEST__BODY_SA_UPDATE);
+	assert_int_equal(cfg.lineno[4], 11);
 	gram_config_free(&cfg);
 	assert_int_equal(cfg.n, 0);
 	assert_null(cfg.reqs);
@@ -949,7 +1144,14 @@ static void test_config_bad(void **state)
 
 	(void)state;
 	load_bad(bad3, sizeof(bad3) - 1, "x.conf:3: route add: 10.1.0.1/24: host bits set");
-	load_bad(show, sizeof(show) - 1, "x.conf:3: \"show\" is not allowed in a config file");
+	load_bad(show, sizeof(show) - 1,
+		 "x.conf:3: \"show\" is a query, not allowed in a config file");
+	load_bad("sa get dst 192.0.2.2 proto esp spi 0x100\n", 41,
+		 "x.conf:1: \"sa get\" is a query, not allowed in a config file");
+	load_bad("\npolicy get src 10.1.0.0/24 dst 10.2.0.0/24 dir out\n", 52,
+		 "x.conf:2: \"policy get\" is a query, not allowed in a config file");
+	load_bad("spi alloc dst 192.0.2.2 proto esp\n", 34,
+		 "x.conf:1: \"spi alloc\" is a query, not allowed in a config file");
 	load_bad(cont, sizeof(cont) - 1, "x.conf:2: sa add: SPI 0x10 is reserved");
 	load_bad("port 0 name a\nport 1 name b \\\n", 30, "x.conf:2: file ends inside");
 	load_bad("port 0 name a\nport 1\0 name b\n", 29, "x.conf:2: NUL byte");
@@ -1011,9 +1213,13 @@ int main(void)
 	    cmocka_unit_test(test_sa_add_enc_auth),
 	    cmocka_unit_test(test_sa_add_bad),
 	    cmocka_unit_test(test_sa_del_flush),
+	    cmocka_unit_test(test_sa_update),
+	    cmocka_unit_test(test_sa_get),
+	    cmocka_unit_test(test_spi_alloc),
 	    cmocka_unit_test(test_policy_add),
 	    cmocka_unit_test(test_policy_bad),
 	    cmocka_unit_test(test_policy_del_flush),
+	    cmocka_unit_test(test_policy_get),
 	    cmocka_unit_test(test_show),
 	    cmocka_unit_test(test_lines),
 	    cmocka_unit_test(test_format),
