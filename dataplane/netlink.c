@@ -688,7 +688,9 @@ int nl_route(bool add, int ifindex, const uint8_t *dst, size_t alen, unsigned pl
 	struct rtmsg *rtm;
 	int ret;
 
-	if (!args_ok(ifindex, dst, alen, plen)) {
+	/* Without a device the kernel picks it from the gateway's connected route. */
+	if (!args_ok(ifindex > 0 ? ifindex : 1, dst, alen, plen) || ifindex < 0 ||
+	    (ifindex == 0 && add && via == NULL)) {
 		set_err(err, errlen, "invalid route request");
 		return -EINVAL;
 	}
@@ -709,7 +711,8 @@ int nl_route(bool add, int ifindex, const uint8_t *dst, size_t alen, unsigned pl
 	}
 	if (plen != 0)
 		mnl_attr_put(nlh, RTA_DST, alen, dst);
-	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
+	if (ifindex > 0)
+		mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
 	if (via != NULL)
 		mnl_attr_put(nlh, RTA_GATEWAY, alen, via);
 	if (metric != 0)

@@ -21,7 +21,8 @@ int nl_resync(void);
 /* Drain pending events into the tables; resyncs after an overrun (ENOBUFS). */
 void nl_process(void);
 
-/* Ask the kernel; the change comes back through the mirror. 0 or -errno with @err set. */
+/* Ask the kernel; the change comes back through the mirror. 0 or -errno with @err set.
+ * nl_route takes ifindex 0 to let the kernel choose the device for @via. */
 int nl_addr(bool add, int ifindex, const uint8_t *addr, size_t alen, unsigned plen, char *err,
 	    size_t errlen);
 int nl_route(bool add, int ifindex, const uint8_t *dst, size_t alen, unsigned plen, const uint8_t *via,

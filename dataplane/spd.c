@@ -829,28 +829,39 @@ int spd_add(const Dpsec__PolicyAdd *p, char *err, size_t errlen)
 	return changed(err, errlen);
 }
 
-int spd_del(const Dpsec__PolicyDel *p, char *err, size_t errlen)
+/* The slot of the policy @p names, or -errno with the reason in @err. */
+static int slot_of(const Dpsec__PolicyDel *p, const char *what, struct spd_key *k, uint32_t *e,
+		   char *err, size_t errlen)
 {
 	char sel[256];
-	struct spd_key k;
-	uint32_t e;
 	int rc;
 
 	if (errlen)
 		err[0] = 0;
 	if (p == NULL) {
-		snprintf(err, errlen, "policy del without a selector");
+		snprintf(err, errlen, "policy %s without a selector", what);
 		return -EINVAL;
 	}
-	rc = key_get(p->sel, p->dir, &k, err, errlen);
+	rc = key_get(p->sel, p->dir, k, err, errlen);
 	if (rc)
 		return rc;
-	e = index_find(&k);
-	if (e == NO_SLOT) {
-		fmt_key(&k, sel, sizeof(sel));
+	*e = index_find(k);
+	if (*e == NO_SLOT) {
+		fmt_key(k, sel, sizeof(sel));
 		snprintf(err, errlen, "policy %s not found", sel);
 		return -ENOENT;
 	}
+	return 0;
+}
+
+int spd_del(const Dpsec__PolicyDel *p, char *err, size_t errlen)
+{
+	struct spd_key k;
+	uint32_t e;
+	int rc = slot_of(p, "del", &k, &e, err, errlen);
+
+	if (rc)
+		return rc;
 	rte_hash_del_key(spd.index, &k);
 	if (spd.ctl[e].state == SLOT_STAGED) {
 		/* a policy it replaces stays DYING and goes at commit too */
@@ -1058,27 +1069,14 @@ size_t spd_dump(Dpsec__PolicyInfo ***out)
 
 int spd_query(const Dpsec__PolicyDel *p, Dpsec__PolicyInfo **out, char *err, size_t errlen)
 {
-	char sel[256];
 	struct spd_key k;
 	uint32_t e;
 	int rc;
 
 	*out = NULL;
-	if (errlen)
-		err[0] = 0;
-	if (p == NULL) {
-		snprintf(err, errlen, "policy query without a selector");
-		return -EINVAL;
-	}
-	rc = key_get(p->sel, p->dir, &k, err, errlen);
+	rc = slot_of(p, "query", &k, &e, err, errlen);
 	if (rc)
 		return rc;
-	e = index_find(&k);
-	if (e == NO_SLOT) {
-		fmt_key(&k, sel, sizeof(sel));
-		snprintf(err, errlen, "policy %s not found", sel);
-		return -ENOENT;
-	}
 	*out = info_new(e);
 	if (*out == NULL) {
 		snprintf(err, errlen, "policy query: out of memory");

@@ -75,6 +75,21 @@ def test_kernel_route_mirrored_and_used(topo):
     ping_ok(topo, "10.77.0.1")
 
 
+def test_dpsecctl_route_without_dev(topo, gwa):
+    """`dpsecctl route add P via G` (no dev): the kernel picks the TAP, the mirror brings it back."""
+    topo["hB"].ip("addr", "add", "10.78.0.1/32", "dev", "lo")
+    topo["gwB"].ip("route", "add", "10.78.0.0/24", "via", HB)
+    dp = topo.dp("gwA")
+    dp.ctl("route", "add", "10.78.0.0/24", "via", "192.0.2.2")
+    r = [r for r in dp.routes() if r["dst"] == "10.78.0.0/24"]
+    assert r and r[0]["via"] == "192.0.2.2" and r[0]["dev"] == "outside", dp.routes()
+    ping_ok(topo, "10.78.0.1")
+    dp.ctl("route", "del", "10.78.0.0/24")
+    assert not [r for r in dp.routes() if r["dst"] == "10.78.0.0/24"]
+    bad = dp.ctl("route", "add", "10.79.0.0/24", "via", "198.51.100.1", check=False)
+    assert bad.returncode == 1 and "10.79.0.0/24" in bad.stderr, bad.stderr
+
+
 def test_idle_cpu(topo, gwa):
     """(f) an idle dataplane sleeps: < 5 % of a core over 5 s without traffic."""
     time.sleep(1.0)
