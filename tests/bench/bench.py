@@ -1,0 +1,338 @@
+"""`make bench` driver: dataplane matrix + crypto-only ceilings + scapy checks (+ e2e).
+
+Writes OUT/results.json and OUT/results.md and prints the table. See README "## Benchmark".
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import secrets
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cryptoperf  # noqa: E402
+import dataplane_bench  # noqa: E402
+import pcapgen  # noqa: E402
+import verify  # noqa: E402
+
+ALGOS = ["aes-gcm-128", "aes-gcm-256", "aes-cbc-128+hmac-sha256"]
+SIZES = [64, 512, 1400, "imix"]
+SA_COUNTS = [1, 10000]
+# Looped pcap lengths: 10k SAs need a frame per flow; IMIX needs a multiple of 12.
+FRAMES = {1: 1200, 10000: 12000}
+DIRECTIONS = ["encrypt", "decrypt"]
+# The decrypt loop replays the same sequence numbers every pass.
+DECRYPT_REPLAY_WINDOW = 0
+
+# Issue 5's targets: (direction, size) -> share of the crypto-only ceiling at 1 SA.
+TARGETS = {("encrypt", 64): 0.56, ("decrypt", 64): 0.53,
+           ("encrypt", 1400): 0.63, ("decrypt", 1400): 0.62}
+TARGET_10K = 0.90
+TARGET_E2E_TCP = 4.0
+
+
+def tsc_hz():
+    with open("/proc/cpuinfo") as f:
+        text = f.read()
+    m = re.search(r"model name\s*:.*@\s*([\d.]+)GHz", text)
+    if m:
+        return float(m.group(1)) * 1e9
+    return float(re.search(r"cpu MHz\s*:\s*([\d.]+)", text).group(1)) * 1e6
+
+
+def avg_frame(size):
+    if size == "imix":
+        return sum(s * n for s, n in pcapgen.IMIX) / sum(n for _, n in pcapgen.IMIX)
+    return float(size)
+
+
+def pcap_path(workdir, direction, algo, size, nsa, mac):
+    """Generate each pcap once per run (plaintext ones are shared by all algorithms)."""
+    name = ("plain-%s-%s.pcap" % (size, nsa) if direction == "encrypt"
+            else "esp-%s-%s-%s.pcap" % (algo, size, nsa))
+    path = os.path.join(workdir, name)
+    if not os.path.exists(path):
+        if direction == "encrypt":
+            frames = pcapgen.plain_frames(mac, size, nsa, FRAMES[nsa])
+        else:
+            frames = pcapgen.esp_frames(mac, size, nsa, FRAMES[nsa], algo)
+            pcapgen.check_with_scapy(frames, algo, nsa, "in", sample=4)
+        pcapgen.write_pcap(path, frames)
+    return path
+
+
+def fmt(v, nd=2):
+    return "-" if v is None else ("%.*f" % (nd, v))
+
+
+def pct(v):
+    return "-" if v is None else "%.0f %%" % (100 * v)
+
+
+def derive(res):
+    """Best-of and median figures from the raw samples. Other tenants of a shared machine
+    only ever take cycles away, so the best 1-s dataplane sample against the best crypto-perf
+    run is the least disturbed comparison; medians are kept beside it."""
+    for c in res["cases"]:
+        runs = sorted(c.get("ceiling_runs_pps", []))
+        if runs:
+            c["ceiling_pps"] = runs[len(runs) // 2]
+            c["ceiling_mpps"] = c["ceiling_pps"] / 1e6
+            c["ceiling_best_pps"] = runs[-1]
+        for nsa in SA_COUNTS:
+            r = c.get("sa%d" % nsa)
+            if not r:
+                continue
+            r["best_pps"] = max(r.get("samples_pps") or [r["pps"]])
+            r["gbps_best"] = r["best_pps"] * avg_frame(c["size"]) * 8 / 1e9
+            r["cycles_per_pkt_best"] = res["tsc_hz"] / r["best_pps"] if r["best_pps"] else None
+            if runs:
+                r["of_ceiling"] = r["pps"] / c["ceiling_pps"]
+                r["best_of_ceiling"] = r["best_pps"] / c["ceiling_best_pps"]
+        one, many = c.get("sa1"), c.get("sa10000")
+        if one and many and one["pps"] and one["best_pps"]:
+            c["sa10k_over_sa1"] = many["pps"] / one["pps"]
+            c["sa10k_over_sa1_best"] = many["best_pps"] / one["best_pps"]
+
+
+def markdown(res):
+    L = []
+    L.append("Dataplane: one worker lcore, busy poll, ESP tunnel, net_pcap (looped) in -> "
+             "net_null out. The TX counter of the output port is read every second for "
+             "%.0f s after %.0f s warm-up. Crypto-only = dpdk-test-crypto-perf, same "
+             "cryptodev, one lcore, burst 32, buffer = ESP payload, 3 runs taken before, "
+             "between and after the case's two dataplane runs. **best** = best 1-s sample vs "
+             "best crypto-perf run (used for the ratios); *med* = medians. Gbps = plaintext "
+             "frames incl. FCS; cyc/pkt = TSC %.2f GHz / best pps. Decrypt: replay window off "
+             "because the loop repeats sequence numbers. IMIX = 7:4:1 of 64/576/%d-byte frames."
+             % (res["window_s"], res["warmup_s"], res["tsc_hz"] / 1e9, pcapgen.IMIX[2][0]))
+    L.append("")
+    L.append("| dir | algorithm | size | crypto-only Mpps best (med) | 1 SA Mpps best (med) "
+             "| Gbps | cyc/pkt | 1 SA % of crypto best (med) | 10k SA Mpps best (med) "
+             "| 10k SA % of crypto best | 10k / 1 SA best (med) |")
+    L.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+    def bm(b, m, nd=3):
+        return "-" if b is None else "%.*f (%.*f)" % (nd, b, nd, m)
+
+    for c in res["cases"]:
+        one, many = c.get("sa1") or {}, c.get("sa10000") or {}
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            c["direction"], c["algo"], c["size"],
+            bm(c.get("ceiling_best_pps") and c["ceiling_best_pps"] / 1e6,
+               c.get("ceiling_pps") and c["ceiling_pps"] / 1e6, 2),
+            bm(one.get("best_pps") and one["best_pps"] / 1e6, one.get("pps", 0) / 1e6),
+            fmt(one.get("gbps_best")), fmt(one.get("cycles_per_pkt_best"), 0),
+            "-" if one.get("best_of_ceiling") is None else "%s (%s)" % (
+                pct(one["best_of_ceiling"]), pct(one["of_ceiling"])),
+            bm(many.get("best_pps") and many["best_pps"] / 1e6, many.get("pps", 0) / 1e6),
+            pct(many.get("best_of_ceiling")),
+            "-" if c.get("sa10k_over_sa1_best") is None else "%s (%s)" % (
+                pct(c["sa10k_over_sa1_best"]), pct(c["sa10k_over_sa1"]))))
+    L.append("")
+    if res.get("verify"):
+        L.append("scapy checks (48 frames of 512 B, not looped, output port written to a pcap):")
+        L.append("")
+        for v in res["verify"]:
+            L.append("- %s %s %d SA(s): %d in, %d out, %d verified by scapy%s" % (
+                v["direction"], v["algo"], v["sas"], v["sent"], v["out"], v["ok"],
+                (" BAD: %s" % v["bad"]) if v["bad"] else ""))
+        L.append("")
+    if res.get("targets"):
+        L.append("| target | measured best (med) | met (on best) |")
+        L.append("| --- | --- | --- |")
+        for t in res["targets"]:
+            L.append("| %s | %s | %s |" % (t["what"], t["measured"], t["met"]))
+        L.append("")
+    if res.get("e2e"):
+        L.append("End to end (hA -> hB through two gateways, iperf3, %s):"
+                 % res["e2e"].get("note", ""))
+        L.append("")
+        L.append("| test | dpsec Gbit/s | strongSwan libipsec Gbit/s | ratio |")
+        L.append("| --- | ---: | ---: | ---: |")
+        for k in ("tcp", "udp"):
+            d = res["e2e"].get("dpsec", {}).get(k)
+            s = res["e2e"].get("strongswan", {}).get(k)
+            L.append("| %s | %s | %s | %s |" % (k.upper(), fmt(d, 3), fmt(s, 3),
+                                                "-" if not (d and s) else "%.1fx" % (d / s)))
+        for k in ("dpsec_error", "strongswan_error"):
+            if res["e2e"].get(k):
+                L.append("")
+                L.append("%s: %s" % (k, res["e2e"][k]))
+        L.append("")
+    if res.get("errors"):
+        L.append("Errors: %s" % res["errors"])
+        L.append("")
+    return "\n".join(L)
+
+
+def evaluate_targets(res):
+    out = []
+    by = {(c["direction"], c["algo"], str(c["size"])): c for c in res["cases"]}
+    for (d, size), want in TARGETS.items():
+        c = by.get((d, "aes-gcm-128", str(size)))
+        v = c and c.get("sa1") and c["sa1"].get("best_of_ceiling")
+        m = c and c.get("sa1") and c["sa1"].get("of_ceiling")
+        out.append({"what": "%s %s B AES-128-GCM >= %.0f %% of crypto-only" % (d, size, 100 * want),
+                    "measured": "%s (%s)" % (pct(v), pct(m)),
+                    "met": "-" if v is None else ("met" if v >= want else "not met")})
+    worst = None
+    for c in res["cases"]:
+        r = c.get("sa10k_over_sa1_best")
+        if r is not None and (worst is None or r < worst[0]):
+            worst = (r, c)
+    if worst:
+        c = worst[1]
+        out.append({"what": "10k SAs >= 90 % of 1 SA (worst case)",
+                    "measured": "%s (%s) at %s %s %s" % (pct(worst[0]), pct(c["sa10k_over_sa1"]),
+                                                        c["direction"], c["algo"], c["size"]),
+                    "met": "met" if worst[0] >= TARGET_10K else "not met"})
+    e = res.get("e2e") or {}
+    d, s = e.get("dpsec", {}).get("tcp"), e.get("strongswan", {}).get("tcp")
+    if d and s:
+        out.append({"what": "e2e TCP >= 4x stock strongSwan", "measured": "%.1fx" % (d / s),
+                    "met": "met" if d / s >= TARGET_E2E_TCP else "not met"})
+    return out
+
+
+def save(res, outdir):
+    derive(res)
+    res["targets"] = evaluate_targets(res)
+    with open(os.path.join(outdir, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    md = markdown(res)
+    with open(os.path.join(outdir, "results.md"), "w") as f:
+        f.write("# dpsec benchmark %s\n\n%s\n" % (res["date"], md))
+    return md
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--window", type=float, default=5.0)
+    ap.add_argument("--algos", default=",".join(ALGOS))
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    ap.add_argument("--sas", default=",".join(map(str, SA_COUNTS)))
+    ap.add_argument("--directions", default=",".join(DIRECTIONS))
+    ap.add_argument("--no-e2e", action="store_true")
+    ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument("--report-only", action="store_true",
+                    help="re-render results.md from OUT/results.json")
+    a = ap.parse_args()
+    if a.report_only:
+        path = os.path.join(os.path.abspath(a.out), "results.json")
+        with open(path) as f:
+            res = json.load(f)
+        print(save(res, os.path.abspath(a.out)))
+        return 0
+    algos = a.algos.split(",")
+    sizes = [s if s == "imix" else int(s) for s in a.sizes.split(",")]
+    sa_counts = [int(x) for x in a.sas.split(",")]
+    directions = a.directions.split(",")
+
+    outdir = os.path.abspath(a.out)
+    workdir = os.path.join(outdir, "work")
+    os.makedirs(workdir, exist_ok=True)
+    tag = secrets.token_hex(3)
+    res = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+           "command": " ".join(sys.argv), "tsc_hz": tsc_hz(), "warmup_s": a.warmup,
+           "window_s": a.window, "decrypt_replay_window": DECRYPT_REPLAY_WINDOW,
+           "imix": pcapgen.IMIX, "cases": [], "verify": [], "errors": []}
+    ns = dataplane_bench.Netns("dpb-%s" % tag)
+    t_begin = time.time()
+    try:
+        empty = os.path.join(workdir, "empty.pcap")
+        pcapgen.write_pcap(empty, [])
+        probe = os.path.join(workdir, "probe.pcap")
+        pcapgen.write_pcap(probe, pcapgen.plain_frames("02:00:00:00:00:ff", 64, 1, 1))
+        macs = {d: dataplane_bench.discover_mac(ns, tag, d, probe, workdir) for d in directions}
+        print("bench: input port MACs %s" % macs, flush=True)
+
+        if not a.no_verify:
+            for d in directions:
+                for algo, nsa in ((x, 1) for x in algos):
+                    v = verify.check(ns, tag, d, algo, nsa, workdir, empty)
+                    res["verify"].append(v)
+                    print("bench: verify %s" % v, flush=True)
+                v = verify.check(ns, tag, d, algos[0], max(sa_counts), workdir, empty)
+                res["verify"].append(v)
+                print("bench: verify %s" % v, flush=True)
+
+        for d in directions:
+            for algo in algos:
+                for size in sizes:
+                    case = {"direction": d, "algo": algo, "size": size, "ceiling_runs_pps": []}
+
+                    def ceiling():
+                        try:
+                            case["ceiling_runs_pps"].append(
+                                cryptoperf.ceiling_pps_timed(tag, d, algo, size, 1.5))
+                        except Exception as e:
+                            res["errors"].append("crypto-perf %s %s %s: %s" % (d, algo, size, e))
+
+                    # crypto-perf before, between and after the dataplane runs; the median
+                    # is the ceiling, so both sides see the same machine load.
+                    ceiling()
+                    for nsa in sa_counts:
+                        pcap = pcap_path(workdir, d, algo, size, nsa, macs[d])
+                        conf = pcapgen.config(d, algo, nsa, DECRYPT_REPLAY_WINDOW)
+                        try:
+                            r = dataplane_bench.measure(ns, tag, d, conf, pcap, workdir,
+                                                        a.warmup, a.window)
+                        except Exception as e:
+                            res["errors"].append("%s %s %s %d SAs: %s" % (d, algo, size, nsa, e))
+                            print("bench: ERROR %s" % res["errors"][-1], flush=True)
+                            continue
+                        runs = sorted(case["ceiling_runs_pps"])
+                        if runs:
+                            case["ceiling_pps"] = runs[len(runs) // 2]
+                            case["ceiling_mpps"] = case["ceiling_pps"] / 1e6
+                        r["mpps"] = r["pps"] / 1e6
+                        r["gbps"] = r["pps"] * avg_frame(size) * 8 / 1e9
+                        r["cycles_per_pkt"] = res["tsc_hz"] / r["pps"] if r["pps"] else None
+                        if case.get("ceiling_pps"):
+                            r["of_ceiling"] = r["pps"] / case["ceiling_pps"]
+                        case["sa%d" % nsa] = r
+                        ceiling()
+                        print("bench: %-7s %-24s %-5s %5d SA: %.3f Mpps (crypto-only %s Mpps)"
+                              " drops %s" % (d, algo, size, nsa, r["mpps"],
+                                             fmt(case.get("ceiling_mpps")),
+                                             {p: {k: v for k, v in c.items() if k.startswith("drop")}
+                                              for p, c in r["counters"].items()}), flush=True)
+                    runs = sorted(case["ceiling_runs_pps"])
+                    if runs:
+                        case["ceiling_pps"] = runs[len(runs) // 2]
+                        case["ceiling_mpps"] = case["ceiling_pps"] / 1e6
+                        for nsa in sa_counts:
+                            if case.get("sa%d" % nsa):
+                                case["sa%d" % nsa]["of_ceiling"] = (case["sa%d" % nsa]["pps"]
+                                                                    / case["ceiling_pps"])
+                    if case.get("sa1") and case.get("sa10000") and case["sa1"]["pps"]:
+                        case["sa10k_over_sa1"] = case["sa10000"]["pps"] / case["sa1"]["pps"]
+                    res["cases"].append(case)
+                    save(res, outdir)
+    finally:
+        ns.delete()
+        dataplane_bench.remove_dpdk_files("dpb-%s" % tag)
+        cryptoperf.cleanup(tag)
+    res["matrix_s"] = round(time.time() - t_begin)
+
+    if not a.no_e2e:
+        try:
+            import e2e
+            res["e2e"] = e2e.run_all()
+        except Exception:
+            res["e2e"] = {"dpsec_error": traceback.format_exc()[-1500:]}
+    md = save(res, outdir)
+    print(md)
+    return 1 if res["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
