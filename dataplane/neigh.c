@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include <rte_errno.h>
-#include <rte_jhash.h>
+#include <rte_hash_crc.h>
 
 #include "neigh.h"
 #include "port.h"
@@ -22,7 +22,7 @@ int neigh_init(struct rte_rcu_qsbr *qs, char *err, size_t errlen)
 		.name = "dpsec_neigh",
 		.entries = NEIGH_MAX,
 		.key_len = sizeof(struct neigh_key),
-		.hash_func = rte_jhash,
+		.hash_func = rte_hash_crc,
 		.socket_id = SOCKET_ID_ANY,
 		.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
 	};

@@ -120,12 +120,20 @@ static int worker_main(void *arg)
 
 	rte_rcu_qsbr_thread_register(worker_config.qs, w->id);
 	rte_rcu_qsbr_thread_online(worker_config.qs, w->id);
-	while (!worker_stop) {
-		uint32_t got = 0;
+	uint32_t loops = 0, got = 0;
 
+	while (!worker_stop) {
+		/* A TAP read is a syscall: under load, look at the kernel's queue only now and then. */
+		bool tap_turn = got == 0 || (++loops & (WORKER_TAP_POLL_EVERY - 1)) == 0;
+
+		got = 0;
 		for (uint16_t i = 0; i < w->n_rxq; i++) {
 			const struct worker_rxq *q = &w->rxq[i];
-			uint16_t n = rte_eth_rx_burst(q->ethdev, q->queue, pkts, WORKER_BURST);
+			uint16_t n;
+
+			if (q->tap && !tap_turn)
+				continue;
+			n = rte_eth_rx_burst(q->ethdev, q->queue, pkts, WORKER_BURST);
 
 			if (n == 0)
 				continue;

@@ -19,6 +19,7 @@
 #define WORKER_BURST 32
 #define WORKER_RXQ_MAX (PORT_MAX * 4)
 #define WORKER_RESOLVE_CACHE 64
+#define WORKER_TAP_POLL_EVERY 16 /* busy loops between TAP reads (power of two) */
 
 struct worker_rxq {
 	uint16_t ethdev;
