@@ -76,9 +76,32 @@ bench:
 demo:
 	deploy/demo.sh
 
+# Daemons go to sbin (run by root/systemd only), tools to bin. Files under /etc that already
+# exist are kept (an operator's edits survive a reinstall); the unit files are always replaced.
+SBINDIR    := $(PREFIX)/sbin
+BINDIR     := $(PREFIX)/bin
+LIBEXECDIR := $(PREFIX)/lib/dpsec
+UNITDIR    := /lib/systemd/system
+install_etc = if [ -e $(DESTDIR)$(2) ]; then echo "install: keeping existing $(DESTDIR)$(2)"; \
+	else install -D -m $(3) $(1) $(DESTDIR)$(2); fi
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/dpsec-dataplane $(BUILD)/dpsec-ike $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(BUILD)/dpsecctl deploy/mesh/dpsec-mesh $(DESTDIR)$(BINDIR)/
+	install -m 0755 deploy/hugepages.sh $(DESTDIR)$(LIBEXECDIR)/
+	for u in dpsec-dataplane dpsec-ike; do \
+		sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+			deploy/systemd/$$u.service >$(DESTDIR)$(UNITDIR)/$$u.service.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$$u.service.tmp $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	done
+	install -d -m 0755 $(DESTDIR)/etc/dpsec/swanctl/conf.d $(DESTDIR)/etc/dpsec/swanctl/x509 \
+		$(DESTDIR)/etc/dpsec/swanctl/x509ca
+	install -d -m 0700 $(DESTDIR)/etc/dpsec/swanctl/private
+	$(call install_etc,deploy/etc/default/dpsec-dataplane,/etc/default/dpsec-dataplane,0644)
+	$(call install_etc,deploy/etc/dpsec/dataplane.conf,/etc/dpsec/dataplane.conf,0644)
+	$(call install_etc,deploy/etc/dpsec/strongswan.conf,/etc/dpsec/strongswan.conf,0644)
+	$(call install_etc,deploy/etc/dpsec/swanctl/swanctl.conf,/etc/dpsec/swanctl/swanctl.conf,0644)
 
 format:
 	clang-format -i $(wildcard */*.[ch] tests/unit/*.c)

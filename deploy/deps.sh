@@ -16,7 +16,7 @@ PACKAGES=(
 	libprotobuf-c-dev protobuf-c-compiler libzmq3-dev libmnl-dev libcmocka-dev
 	strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins
 	libstrongswan-standard-plugins libstrongswan-extra-plugins
-	python3-scapy python3-pytest python3-cryptography tshark iproute2 iputils-ping iperf3 tcpdump ethtool procps
+	python3-scapy python3-pytest python3-cryptography tshark iproute2 iputils-ping iperf3 tcpdump ethtool procps systemd
 )
 
 say() { echo "deps: $*"; }
