@@ -48,15 +48,15 @@ int upcall_init(char *err, size_t errlen);
 void upcall_drain(struct chan_server *srv);
 
 /* True when @key was not sent from this worker in the last @hz_div-th of a second. */
-static inline bool upcall_fresh(struct worker *w, uint32_t key, uint64_t hz_div)
+static inline bool upcall_fresh(struct worker_upcall_cache *c, uint64_t key, uint64_t hz_div)
 {
-	unsigned slot = (key * 2654435761u) >> 26; /* 64 slots */
+	unsigned slot = (unsigned)((key * 0x9e3779b97f4a7c15ull) >> 58); /* 64 slots */
 	uint64_t now = rte_get_timer_cycles();
 
-	if (w->resolve_key[slot] == key && now - w->resolve_tsc[slot] < rte_get_timer_hz() / hz_div)
+	if (c->key[slot] == key && now - c->tsc[slot] < rte_get_timer_hz() / hz_div)
 		return false;
-	w->resolve_key[slot] = key;
-	w->resolve_tsc[slot] = now;
+	c->key[slot] = key;
+	c->tsc[slot] = now;
 	return true;
 }
 
@@ -71,7 +71,7 @@ static inline void upcall_resolve4(struct worker *w, uint16_t port, uint32_t ip_
 {
 	struct upcall u = { .type = UPCALL_RESOLVE, .family = 4, .port = port };
 
-	if (!upcall_fresh(w, ip_be ^ ((uint32_t)port << 24), 10))
+	if (!upcall_fresh(&w->resolve, (uint64_t)ip_be << 16 | port, 10))
 		return;
 	__builtin_memcpy(u.addr, &ip_be, 4);
 	upcall_send(w, &u);
@@ -94,7 +94,9 @@ static inline void upcall_mapping4(struct worker *w, uint32_t spi_be, uint32_t s
 {
 	struct upcall u = { .type = UPCALL_MAPPING, .family = 4, .spi = spi_be, .sport = sport_be };
 
-	if (!upcall_fresh(w, spi_be ^ src_be ^ sport_be, 1))
+	/* Keyed by the whole new source and the SA; the slot keeps the full key. */
+	if (!upcall_fresh(&w->mapping, ((uint64_t)src_be << 32 | (uint64_t)sport_be << 16) ^ spi_be,
+			  1))
 		return;
 	__builtin_memcpy(u.addr, &src_be, 4);
 	__builtin_memcpy(u.addr2, &sa_dst_be, 4);

@@ -44,9 +44,11 @@ struct worker {
 
 	uint64_t icmp_tsc; /* last ICMP error we originated */
 
-	/* Recently requested resolutions, so a flow to a dead host asks rarely. */
-	uint64_t resolve_tsc[WORKER_RESOLVE_CACHE];
-	uint32_t resolve_key[WORKER_RESOLVE_CACHE];
+	/* Recent upcalls, so a flow to a dead host or from a moved peer asks rarely. */
+	struct worker_upcall_cache {
+		uint64_t key[WORKER_RESOLVE_CACHE];
+		uint64_t tsc[WORKER_RESOLVE_CACHE];
+	} resolve, mapping;
 } __rte_cache_aligned;
 
 struct worker_config {

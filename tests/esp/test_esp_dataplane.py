@@ -416,3 +416,95 @@ def test_lifetime_packets():
     assert int(sa.get("packets", 0)) == 10
     assert res.drops("inside") == {"drop_esp": 5}, res.why("drops %s" % res.drops("inside"))
     assert_clean(res)
+
+
+# --------------------------------------------------------------------------------------
+# 6: NAT-T MAPPING events: an authenticated ESP-in-UDP packet from a new address or port
+#    raises one MAPPING event (per source, at most once a second); a forged one none.
+
+MAP_NEW_PORT = 34567
+MAP_NEW_ADDR = "198.51.100.7"
+MAP_PER_SOURCE = 4      # packets from each new source, well within one second
+MAP_GAP = 0.05
+
+
+def natt_from(esp_ip_bytes, src, sport):
+    """A scapy-built IP/UDP/ESP packet re-sent from @src:@sport (a NAT rewrote it)."""
+    ip = IP(esp_ip_bytes)
+    esp = raw(ip[UDP].payload)
+    return raw(IP(src=src, dst=GW, id=ip.id, ttl=ip.ttl)
+               / UDP(sport=sport, dport=NATT_PORT, chksum=0) / Raw(esp))
+
+
+def test_natt_mapping_events():
+    in_sa = Sa("aes-gcm-128", SPI_IN, "in", True)
+    out_sa = Sa("aes-gcm-128", SPI_OUT, "out", True)
+    cfg = H.base_config([
+        out_sa.line, in_sa.line,
+        "policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out action protect spi %#x" % SPI_OUT,
+        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
+    ])
+    P = (inner_packets(HOST_B, HOST_A) * 2)[:4 + 2 * MAP_PER_SOURCE]
+    seq = iter(range(1, 100))
+    sources = [(PEER, NATT_PORT)] * 4 + [(PEER, MAP_NEW_PORT)] * MAP_PER_SOURCE \
+        + [(MAP_NEW_ADDR, NATT_PORT)] * MAP_PER_SOURCE
+    good = [natt_from(in_sa.encrypt(p, next(seq)), s, sp) for p, (s, sp) in zip(P, sources)]
+    # forged (ICV flipped), from sources nobody used: in the same burst as good packets
+    # from the SA's own peer, so that a mix-up of which packet failed would show
+    forged_src = [(PEER, 40001), ("198.51.100.99", NATT_PORT)]
+    forged = [natt_from(in_sa.encrypt(P[0], next(seq), "icv"), s, sp) for s, sp in forged_src]
+    extra_good = [natt_from(in_sa.encrypt(P[1], next(seq)), PEER, NATT_PORT),
+                  natt_from(in_sa.encrypt(P[2], next(seq)), PEER, NATT_PORT)]
+    mixed = [forged[0], extra_good[0], forged[1], extra_good[1]]
+    stages, t_sent = {}, {}
+    gw = H.LiveGateway(cfg)
+    try:
+        gw.start()
+        mon = gw.start_monitor()
+        gw.inject(1, [frame(1, b) for b in good[:4]], gap=MAP_GAP)
+        gw.wait_sent()
+        time.sleep(0.3)
+        stages["own"] = [e for _, e in mon.events("mapping")]
+        gw.inject(1, [frame(1, b) for b in mixed])
+        gw.wait_sent()
+        time.sleep(0.3)
+        stages["forged"] = [e for _, e in mon.events("mapping")]
+        t_sent["port"] = time.time()
+        gw.inject(1, [frame(1, b) for b in good[4:4 + MAP_PER_SOURCE]], gap=MAP_GAP)
+        t_sent["addr"] = time.time()
+        gw.inject(1, [frame(1, b) for b in good[4 + MAP_PER_SOURCE:]], gap=MAP_GAP)
+        evs = mon.wait("mapping", 2, timeout=3)
+        stages["moved"] = [(t, e) for t, e in evs]
+    except BaseException:
+        gw.close()
+        raise
+    res = gw.finish()
+
+    def said(e):
+        m = e["mapping"]
+        return (H.as_text(m["sa"]["dst"]), int(m["sa"]["spi"]), H.as_text(m["new_addr"]),
+                int(m["new_port"]))
+
+    assert stages["own"] == [], res.why("MAPPING from the SA's own peer: %s" % stages["own"])
+    assert stages["forged"] == [], res.why("MAPPING for forged packets: %s" % stages["forged"])
+    maps = [said(e) for e in res.events if "mapping" in e]
+    assert maps == [(GW, SPI_IN, PEER, MAP_NEW_PORT), (GW, SPI_IN, MAP_NEW_ADDR, NATT_PORT)], \
+        res.why("MAPPING events over the run: %s (all events %s)" % (maps, res.events))
+    # each within a second of the first packet from its new source
+    for (t, e), k in zip(stages["moved"], ("port", "addr")):
+        assert t - t_sent[k] < 1.0, res.why("MAPPING %s came %.2f s late" % (e, t - t_sent[k]))
+
+    # every authenticated packet was decrypted and delivered, whatever its source
+    delivered = P[:4] + P[1:3] + P[4:]
+    got = [raw(f.payload) for f in res.out[0]]
+    assert sorted(got) == sorted(forwarded(p) for p in delivered), \
+        res.why("delivered %d packets, want %d" % (len(got), len(delivered)))
+    sa = res.sas[SPI_IN]
+    assert int(sa.get("packets", 0)) == len(delivered), res.why("SA packets %s"
+                                                                % sa.get("packets"))
+    assert H.sa_drops(sa) == {"auth": 2, "replay": 0, "trailer": 0, "policy": 0, "expired": 0,
+                              "other": 0}, res.why("SA drops %s" % H.sa_drops(sa))
+    assert res.drops("outside") == {"drop_esp": 2}, res.why("drops %s" % res.drops("outside"))
+    assert res.out[1] == [], res.why("frames sent on the outside port")
+    assert res.port("outside")["punted"] == 0, res.why("something went up the TAP")
+    assert_clean(res)

@@ -7,8 +7,9 @@ speaks); the rekey test then changes them at run time through dpsecctl. What is 
 hosts reach each other through the tunnel, the SA counters on both ends move, the wire between
 the gateways carries only ESP (or ESP-in-UDP 4500) and never the hosts' cleartext, TCP and UDP
 bulk traffic crosses, a DF packet too big once encrypted is answered with "fragmentation
-needed", a make-before-break rekey under a continuous flow loses nothing, and no mbuf leaks
-once traffic stops.
+needed", a make-before-break rekey under a continuous flow loses nothing, flushing gwA's SAs
+and policies under traffic stops its ESP without harm and re-adding them restores the tunnel,
+and no mbuf leaks once traffic stops.
 
 Only one topology (two dataplanes) is alive at a time: the machine's hugepages are shared
 with other test runs.
@@ -61,6 +62,15 @@ IPERF_UDP_S = 2
 IPERF_UDP_RATE = "20M"
 IPERF_UDP_LEN = 1200
 IPERF_UDP_MAX_LOSS_PCT = 20.0
+
+NATT_IPERF_TCP_S = 3
+NATT_IPERF_MIN_BYTES = 1000000
+
+FLUSH_PINGS = 250
+FLUSH_INTERVAL = "0.02"   # 5 s of flow
+FLUSH_AFTER_S = 1.5       # into the flow before the flush
+FLUSH_WATCH_S = 1.2       # wire watched after the flush, while the flow goes on
+FLUSH_SEQ_MARGIN = 1000   # re-added outbound SA resumes this far above the last sent
 
 REKEY_PINGS = 1500
 REKEY_INTERVAL = "0.01"
@@ -568,6 +578,98 @@ def test_natt_gcm_ping_encrypted(tunnels):
     topo = gateways(tunnels, "gcm", True)
     table = sa_table(topo.dp("gwA"))
     assert all(v["encap"] for v in table.values()), table
+    ping_through_tunnel(topo, encap=True)
+    assert_no_leak(topo)
+
+
+def test_natt_iperf3_tcp(tunnels):
+    """A short iperf3 TCP run hA -> hB over the NAT-T tunnel: over 1 MB arrives, and gwA's
+    outbound SA counted at least those bytes."""
+    topo = gateways(tunnels, "gcm", True)
+    warm_up(topo)
+    before = sa_counts(topo)
+    tcp = iperf(topo, [], NATT_IPERF_TCP_S)
+    rcv_bytes = int(tcp["end"]["sum_received"]["bytes"])
+    rcv_bps = float(tcp["end"]["sum_received"]["bits_per_second"])
+    print("\niperf3 TCP hA->hB through ESP-in-UDP (AES-GCM-128): %.1f Mbit/s, %d bytes received"
+          % (rcv_bps / 1e6, rcv_bytes))
+    assert rcv_bytes > NATT_IPERF_MIN_BYTES, "only %d bytes crossed the NAT-T tunnel: %s\n%s" % (
+        rcv_bytes, tcp["end"]["sum_received"], diagnostics(topo))
+    after = sa_counts(topo)
+    grew = after["gwA"][("out", SPI_AB)]["bytes"] - before["gwA"][("out", SPI_AB)]["bytes"]
+    assert grew >= rcv_bytes, "gwA's outbound SA counted %d bytes, iperf3 received %d" % (
+        grew, rcv_bytes)
+    assert after["gwA"][("out", SPI_AB)]["encap"], after["gwA"]
+    assert_no_leak(topo)
+
+
+def _flush_wire(frames):
+    """Frames gwB saw arriving from gwA (A->B): (ESP from gwA, hA->hB cleartext)."""
+    seen = frames["gwB"]
+    esp = [f for f in seen if f.get("src") == GWA_OUT and (
+        f.get("proto") == IPPROTO_ESP
+        or (f.get("proto") == IPPROTO_UDP and NATT_PORT in (f.get("sport"), f.get("dport"))))]
+    clear = [f for f in seen if f.get("src") == HA and f.get("dst") == HB]
+    return esp, clear
+
+
+def test_natt_flush_under_traffic(tunnels):
+    """`policy flush` then `sa flush` on gwA during a continuous ping: gwA lives on with empty
+    tables, stops emitting ESP (hA's packets now leave in clear, and gwB refuses them), no mbuf
+    leaks; re-adding the SAs (sequence numbers resumed, as dpsec-ike does) and policies
+    restores the tunnel."""
+    topo = gateways(tunnels, "gcm", True)
+    gwA = topo.dp("gwA")
+    warm_up(topo)
+    before = sa_counts(topo)
+    flow = {}
+
+    def pinger():
+        flow["got"], flow["out"] = topo.ping("hA", HB, count=FLUSH_PINGS, wait=1,
+                                             extra=("-i", FLUSH_INTERVAL, "-q"), timeout=60)
+
+    th = threading.Thread(target=pinger)
+    th.start()
+    cap = None
+    try:
+        time.sleep(FLUSH_AFTER_S)
+        during = sa_counts(topo)
+        gwA.ctl("policy", "flush")
+        # no policy names the SA now: its sequence number no longer moves
+        last_seq = int(next(s for s in gwA.ctl_json("show", "sa").get("sas", [])
+                            if int(s["sa"]["spi"]) == SPI_AB).get("seq_out", 0))
+        gwA.ctl("sa", "flush")
+        assert gwA.alive(), "gwA died on flush:\n%s" % gwA.log_text()
+        sas = gwA.ctl_json("show", "sa").get("sas", [])
+        pols = gwA.ctl_json("show", "policy").get("policies", [])
+        assert sas == [] and pols == [], "after flush gwA still has SAs %s policies %s" % (
+            sas, pols)
+        time.sleep(0.2)  # packets already in flight
+        cap = WireCapture(topo)
+        time.sleep(FLUSH_WATCH_S)
+        frames = cap.finish()
+    finally:
+        if cap is not None:
+            cap.kill()
+        th.join()
+    assert_counters_grew(before, during, 10)  # the flow was encrypted before the flush
+    esp, clear = _flush_wire(frames)
+    assert not esp, "gwA still emits ESP after the flush: %s" % esp[:5]
+    assert len(clear) >= 10, "hA->hB traffic did not reach the wire in clear (%d frames): %s" % (
+        len(clear), frames["gwB"][:10])
+    got = flow["got"]
+    assert 0 < got < FLUSH_PINGS - 10, "%d/%d replies across the flush:\n%s" % (
+        got, FLUSH_PINGS, flow["out"])
+    assert gwA.alive(), gwA.log_text()
+    assert_no_leak(topo)
+
+    # restore: the same SAs, gwA's outbound one resuming above its last sequence number
+    lines = tunnel_config("gcm", True)["gwA"]
+    lines[0] += " seq-out %d" % (last_seq + FLUSH_SEQ_MARGIN)
+    for line in lines:
+        gwA.ctl(*line.split())
+    table = sa_table(gwA)
+    assert sorted(table) == [("in", SPI_BA), ("out", SPI_AB)], table
     ping_through_tunnel(topo, encap=True)
     assert_no_leak(topo)
 
