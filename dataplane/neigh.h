@@ -19,12 +19,15 @@
 
 #define NEIGH_MAX 65536
 
-/* 8-byte aligned and padded: rte_hash_crc reads keys 8 bytes at a time. */
+/*
+ * 8-byte aligned (rte_hash_crc reads 8 bytes at a time) and 32 bytes long
+ * (rte_hash compares keys of that size with SIMD instead of memcmp).
+ */
 struct neigh_key {
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
 	uint16_t port;
 	uint8_t family;
-	uint8_t pad[5];
+	uint8_t pad[13];
 } __rte_aligned(8);
 
 extern struct rte_hash *neigh_table;

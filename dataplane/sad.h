@@ -61,6 +61,7 @@ struct sa_key {
 	uint8_t proto;
 	uint16_t zero; /* keys are hashed whole: never leave padding undefined */
 	uint8_t dst[16];
+	uint8_t pad[8]; /* 32 bytes: rte_hash compares such keys with SIMD, not memcmp */
 } __rte_aligned(8); /* rte_hash_crc reads keys 8 bytes at a time */
 
 struct sa {
