@@ -54,6 +54,8 @@ static const char *const drop_names[SA_DROP_MAX] = {
 static int addr_family(size_t len);
 static void sum_counters(const struct sa *sa, struct sa_counters *t);
 static sad_rebind_fn sad_rebind;
+/* Set by sad_update for its sad_add: what the SA counted before, carried into the new record. */
+static const struct sa_counters *sad_carry;
 
 void sad_set_rebind(sad_rebind_fn fn)
 {
@@ -620,6 +622,12 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		goto out;
 	}
 	dpsec__sa_add__pack(m, sa->params);
+	if (sad_carry != NULL) {
+		/* not published yet: no worker writes these */
+		sa->cnt[0].bytes = sad_carry->bytes;
+		sa->cnt[0].packets = sad_carry->packets;
+		sa->cnt[0].last_tsc = sad_carry->last_tsc;
+	}
 
 	/* On replace the LF hash swaps the data pointer atomically for readers. */
 	rc = rte_hash_add_key_data(sad_hash, &key, sa);
@@ -709,7 +717,10 @@ int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
 	moved = u->has_new_dst && memcmp(u->new_dst.data, old->dst, u->new_dst.len) != 0;
 	m->has_replace = true;
 	m->replace = !moved;
+	/* the same SA: byte/packet lifetimes and counters go on from where they were */
+	sad_carry = &t;
 	rc = sad_add(m, err, errlen);
+	sad_carry = NULL;
 	if (rc == 0) {
 		new_id.dst = m->dst;
 		new_id.proto = m->proto;
@@ -719,7 +730,11 @@ int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
 			sa->add_tsc = old->add_tsc;
 			sa->expired_soft = old->expired_soft;
 		}
-		/* A new destination is a new identity: the old one goes. */
+		/* A new destination is a new identity: the old one goes. It is the
+		 * same SA, so the policies using it follow it first (sad_del would
+		 * leave them without an SA, dropping the flow). */
+		if (moved && sa != NULL && sad_rebind != NULL)
+			sad_rebind(old, sa);
 		if (moved)
 			rc = sad_del(u->id, err, errlen);
 	}

@@ -316,14 +316,60 @@ def test_x509_auth(clean, pki):
     assert "authentication of '%s' with ECDSA" % ID_B in log, log[-3000:]
 
 
-REKEY_S = 4
-REKEY_DELETE_DELAY_S = 5
+REKEY_S = 3
+FLOW_INTERVAL_S = 0.05
+# dataplane drops that would mean a rekey broke the flow (ports' counters on gwA)
+REKEY_DROPS = ("drop_no_sa", "drop_policy", "drop_esp", "drop_trap", "drop_neigh_miss")
+
+
+def dp_drops(dp):
+    """{port: {counter: value}} of the REKEY_DROPS counters."""
+    _, ports = dp.stats()
+    return {p: {k: c.get(k, 0) for k in REKEY_DROPS} for p, c in ports.items()}
+
+
+def ping_flow(gw, seconds, interval=FLOW_INTERVAL_S):
+    """A continuous ping hA -> hB for @seconds: asserts that every echo was answered and that
+    gwA's dataplane dropped nothing on its way (no SA, policy, ESP or neighbour drops)."""
+    count = int(seconds / interval)
+    before = dp_drops(gw.dp)
+    got, out = gw.topo.ping("hA", HB, count=count, wait=1,
+                            extra=("-i", str(interval), "-O"), timeout=seconds + 30)
+    after = dp_drops(gw.dp)
+    lost = [l for l in out.splitlines() if "no answer" in l]
+    assert got == count, "lost %d of %d pings:\n%s\n%s" % (count - got, count,
+                                                             "\n".join(lost), out[-400:])
+    assert after == before, "gwA dataplane dropped packets: %s -> %s" % (before, after)
+
+
+def wait_dataplane_matches(gw, timeout=REKEY_S):
+    """The policies name the new SAs; the old inbound SA stays for delete_rekeyed_delay (1 s
+    in dpsec-ike's test config) to catch packets in flight, then only the new ones remain."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, current = one_child(gw.a)
+            return assert_dataplane_matches(gw, current)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def assert_child_rekeyed(gw, ike_sa, child, times=1):
+    ike_after, after = one_child(gw.a)
+    assert ike_after["id"] == ike_sa["id"], "IKE_SA changed: %s -> %s" % (ike_sa, ike_after)
+    assert after["id"] >= child["id"] + times, "CHILD_SA not rekeyed %d times: %s -> %s" % (
+        times, child, after)
+    assert {after["in"]["spi"], after["out"]["spi"]}.isdisjoint(
+        {child["in"]["spi"], child["out"]["spi"]})
+    return after
 
 
 def test_child_rekey_by_time(clean):
     """The dataplane's soft lifetime (rekey_time) raises EXPIRE; charon rekeys the CHILD_SA
-    make-before-break: the policies move to the new SAs, the old ones go, a ping flow keeps
-    flowing. The hard lifetime is far enough that it never fires."""
+    make-before-break: the policies move to the new SAs, the old ones go. A continuous ping
+    across two rekeys loses nothing. The hard lifetime is far enough that it never fires."""
     gw = clean
     lifetimes = "rekey_time = %ds\n\t\t\t\tlife_time = 60s\n\t\t\t\trand_time = 0s" % REKEY_S
     gw.b.load(conf_b())
@@ -331,29 +377,67 @@ def test_child_rekey_by_time(clean):
     gw.a.initiate("net")
     ike_sa, child = one_child(gw.a)
     ping_until(gw.topo, "hA", HB)
-    count = int((REKEY_S + 4) / 0.2)
-    got, out = gw.topo.ping("hA", HB, count=count, wait=1, extra=("-i", "0.2"),
-                            timeout=REKEY_S + 30)
-    assert got >= count - 2, "lost %d of %d pings across the rekey:\n%s" % (count - got, count,
-                                                                          out)
+    mark = len(gw.a.log_text())
+    ping_flow(gw, 2 * REKEY_S + 2)
+    assert_child_rekeyed(gw, ike_sa, child, times=2)
+    wait_dataplane_matches(gw)
+    log = gw.a.log_text()[mark:]
+    assert log.count("soft expire for SA") >= 2, log[-3000:]
+
+
+# soft limits small enough that a 20/s ping flow crosses them in a few seconds; the hard
+# limits (and rekey_time, from the connection defaults: 1 h) never fire
+REKEY_LIMITS = {
+    "packets": "rekey_packets = 60\n\t\t\t\tlife_packets = 1000000\n\t\t\t\trand_packets = 0",
+    # ESP payload bytes: an 84-byte echo is ~60 packets
+    "bytes": "rekey_bytes = 5000\n\t\t\t\tlife_bytes = 100000000\n\t\t\t\trand_bytes = 0",
+}
+
+
+@pytest.mark.parametrize("limit", list(REKEY_LIMITS))
+def test_child_rekey_by_volume(clean, limit):
+    """rekey_packets / rekey_bytes: the dataplane counts the SA's traffic, raises a soft
+    EXPIRE at the limit, charon rekeys; the ping flow that crossed the limit loses nothing."""
+    gw = clean
+    gw.b.load(conf_b())
+    gw.a.load(conf_a(child_extra=REKEY_LIMITS[limit]))
+    gw.a.initiate("net")
+    ike_sa, child = one_child(gw.a)
+    ping_until(gw.topo, "hA", HB)
+    mark = len(gw.a.log_text())
+    ping_flow(gw, 7)    # 140 echoes each way: at least two rekeys
+    after = assert_child_rekeyed(gw, ike_sa, child, times=2)
+    wait_dataplane_matches(gw)
+    log = gw.a.log_text()[mark:]
+    assert "soft expire for SA" in log and "hard expire" not in log, log[-3000:]
+    # the limit, not the clock, triggered it
+    assert after["id"] - child["id"] <= 5, (child, after)
+
+
+IKE_REKEY_S = 4
+
+
+def test_ike_rekey(clean):
+    """IKE_SA rekey (rekey_time on the connection): the CHILD_SA moves to the new IKE_SA
+    untouched (same SPIs in the dataplane) and a continuous ping loses nothing."""
+    gw = clean
+    gw.b.load(conf_b())
+    gw.a.load(conf_a(conn_extra="rekey_time = %ds\n\t\tover_time = 60s\n\t\trand_time = 0s" % IKE_REKEY_S))
+    gw.a.initiate("net")
+    ike_sa, child = one_child(gw.a)
+    ping_until(gw.topo, "hA", HB)
+    sas = assert_dataplane_matches(gw, child)
+    ping_flow(gw, 2 * IKE_REKEY_S + 1)
     ike_after, after = one_child(gw.a)
-    assert ike_after["id"] == ike_sa["id"]
-    assert after["id"] > child["id"], "CHILD_SA not rekeyed: %s -> %s" % (child, after)
-    assert {after["in"]["spi"], after["out"]["spi"]}.isdisjoint(
-        {child["in"]["spi"], child["out"]["spi"]})
-    # the policies name the new SAs; the old inbound SA stays for delete_rekeyed_delay (1 s
-    # in dpsec-ike's test config) to catch packets in flight, then only the new ones remain
-    deadline = time.monotonic() + REKEY_S
-    while True:
-        try:
-            _, current = one_child(gw.a)
-            assert_dataplane_matches(gw, current)
-            break
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-    assert "soft expire for SA" in gw.a.log_text()
+    assert ike_after["id"] >= ike_sa["id"] + 2 and (ike_after["spi_i"], ike_after["spi_r"]) != (
+        ike_sa["spi_i"], ike_sa["spi_r"]), "IKE_SA not rekeyed twice: %s -> %s" % (ike_sa,
+                                                                                ike_after)
+    assert (after["id"], after["in"]["spi"], after["out"]["spi"]) == (
+        child["id"], child["in"]["spi"], child["out"]["spi"]), "CHILD_SA changed: %s -> %s" % (
+            child, after)
+    now = assert_dataplane_matches(gw, after)
+    assert now[child["out"]["spi"]]["packets"] > sas[child["out"]["spi"]]["packets"] + 100
+    assert gw.a.log_text().count("rekeyed between") >= 2, gw.a.log_text()[-3000:]
 
 
 # last use times have 1 s resolution (dataplane unix seconds -> charon's monotonic clock)
