@@ -57,19 +57,7 @@ def iperf(ns_client, ns_server, udp=False):
 
 
 def dpsec_leg():
-    def sas(me, peer, out_spi, in_spi, ko, ki, lsub, rsub):
-        return [
-            "sa add src %s dst %s proto esp spi %s dir out mode tunnel aead aes-gcm-128 %s"
-            % (me, peer, out_spi, ko),
-            "sa add src %s dst %s proto esp spi %s dir in mode tunnel aead aes-gcm-128 %s "
-            "replay-window 64" % (peer, me, in_spi, ki),
-            "policy add src %s dst %s dir out action protect spi %s" % (lsub, rsub, out_spi),
-            "policy add src %s dst %s dir in action protect spi %s" % (rsub, lsub, in_spi),
-        ]
-    extra = {"gwA": sas("192.0.2.1", "192.0.2.2", "0x100", "0x200", K_AB, K_BA,
-                        "10.1.0.0/24", "10.2.0.0/24"),
-             "gwB": sas("192.0.2.2", "192.0.2.1", "0x200", "0x100", K_BA, K_AB,
-                        "10.2.0.0/24", "10.1.0.0/24")}
+    extra = topo.tunnel_pair(K_AB, K_BA, replay=64)
     t = topo.Topology(gwa="dpsec", gwb="dpsec", extra=extra)
     try:
         got, out = t.ping("hA", "10.2.0.2", count=3)

@@ -5,31 +5,15 @@ import time
 
 import pytest
 
-from topo import Topology
+from topo import Topology, tunnel_pair
 
 K_AB = "0x" + "31" * 16 + "01020304"
 K_BA = "0x" + "42" * 16 + "05060708"
 
 
-def sa_lines(me, peer, spi_out, spi_in, k_out, k_in, local, remote):
-    return [
-        "sa add src %s dst %s proto esp spi %s dir out mode tunnel aead aes-gcm-128 %s"
-        % (me, peer, spi_out, k_out),
-        "sa add src %s dst %s proto esp spi %s dir in mode tunnel aead aes-gcm-128 %s"
-        " replay-window 256" % (peer, me, spi_in, k_in),
-        "policy add src %s dst %s dir out action protect spi %s" % (local, remote, spi_out),
-        "policy add src %s dst %s dir in action protect spi %s" % (remote, local, spi_in),
-    ]
-
-
 @pytest.fixture(scope="module")
 def tunnel():
-    extra = {
-        "gwA": sa_lines("192.0.2.1", "192.0.2.2", "0x300", "0x400", K_AB, K_BA,
-                        "10.1.0.0/24", "10.2.0.0/24"),
-        "gwB": sa_lines("192.0.2.2", "192.0.2.1", "0x400", "0x300", K_BA, K_AB,
-                        "10.2.0.0/24", "10.1.0.0/24"),
-    }
+    extra = tunnel_pair(K_AB, K_BA)
     t = Topology(gwa="dpsec", gwb="dpsec", extra=extra)
     try:
         t.ping("hA", "10.2.0.2", count=3)  # resolve neighbours

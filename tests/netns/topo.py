@@ -250,6 +250,24 @@ def remove_dpdk_files(prefix):
     shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
 
 
+def tunnel_pair(k_ab, k_ba, aead="aes-gcm-128", replay=256):
+    """Manual-key config lines for a gwA<->gwB tunnel between 10.1.0.0/24 and 10.2.0.0/24,
+    as Topology(extra=...) takes them: SPIs 0x100 (A->B) and 0x200 (B->A)."""
+    def side(me, peer, spi_out, spi_in, k_out, k_in, local, remote):
+        return [
+            "sa add src %s dst %s proto esp spi %s dir out mode tunnel aead %s %s"
+            % (me, peer, spi_out, aead, k_out),
+            "sa add src %s dst %s proto esp spi %s dir in mode tunnel aead %s %s"
+            " replay-window %d" % (peer, me, spi_in, aead, k_in, replay),
+            "policy add src %s dst %s dir out action protect spi %s" % (local, remote, spi_out),
+            "policy add src %s dst %s dir in action protect spi %s" % (remote, local, spi_in),
+        ]
+    return {"gwA": side("192.0.2.1", "192.0.2.2", "0x100", "0x200", k_ab, k_ba,
+                        "10.1.0.0/24", "10.2.0.0/24"),
+            "gwB": side("192.0.2.2", "192.0.2.1", "0x200", "0x100", k_ba, k_ab,
+                        "10.2.0.0/24", "10.1.0.0/24")}
+
+
 def gateway_config(inside_addr, outside_addr, routes, extra=()):
     lines = ["port 0 name inside", "port 1 name outside",
              "addr add %s dev inside" % inside_addr,
