@@ -100,7 +100,12 @@ fi
 if [ -d "$SS_DIR/strongswan-$SS_VERSION/src/libcharon" ]; then
 	say "strongSwan source present in $SS_DIR/strongswan-$SS_VERSION"
 else
-	srcver() { apt-cache showsrc strongswan 2>/dev/null | awk '/^Version: '"$SS_VERSION"'/{print $2; exit}'; }
+	# No deb-src index yet makes apt-cache fail, and awk's early exit can SIGPIPE it:
+	# neither may end the script under `set -e -o pipefail`.
+	srcver() {
+		{ apt-cache showsrc strongswan 2>/dev/null || true; } |
+			awk '/^Version: '"$SS_VERSION"'/ && !v {v=$2} END {print v}'
+	}
 	ver=$(srcver)
 	if [ -z "$ver" ]; then
 		apt_update
