@@ -8,10 +8,18 @@
 /* Ethdev -> the dataplane port it belongs to (a wire port or its TAP). */
 extern uint16_t tx_port_of[RTE_MAX_ETHPORTS];
 
+/* Send what is staged for @ethdev now (its buffer is full); it stays on the dirty list. */
+void tx_send(struct worker *w, uint16_t ethdev);
+
 static inline void tx_enqueue(struct worker *w, uint16_t ethdev, struct rte_mbuf *m)
 {
-	if (w->out_n[ethdev] == 0)
+	/* One RX burst can yield more than a burst for a port (fragments, ICMP errors). */
+	if (unlikely(w->out_n[ethdev] == WORKER_BURST))
+		tx_send(w, ethdev);
+	if (!w->is_dirty[ethdev]) {
+		w->is_dirty[ethdev] = true;
 		w->dirty[w->n_dirty++] = ethdev;
+	}
 	w->out[ethdev][w->out_n[ethdev]++] = m;
 }
 

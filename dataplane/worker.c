@@ -118,14 +118,19 @@ static int worker_main(void *arg)
 	struct rte_mbuf *pkts[WORKER_BURST], *fwd[WORKER_BURST];
 	unsigned empty = 0;
 
+	const uint64_t tap_every = rte_get_tsc_hz() / 1000000 * WORKER_TAP_POLL_US;
+	uint64_t tap_tsc = 0;
+	uint32_t got = 0;
+
 	rte_rcu_qsbr_thread_register(worker_config.qs, w->id);
 	rte_rcu_qsbr_thread_online(worker_config.qs, w->id);
-	uint32_t loops = 0, got = 0;
-
 	while (!worker_stop) {
 		/* A TAP read is a syscall: under load, look at the kernel's queue only now and then. */
-		bool tap_turn = got == 0 || (++loops & (WORKER_TAP_POLL_EVERY - 1)) == 0;
+		uint64_t now = rte_rdtsc();
+		bool tap_turn = got == 0 || now - tap_tsc >= tap_every;
 
+		if (tap_turn)
+			tap_tsc = now;
 		got = 0;
 		for (uint16_t i = 0; i < w->n_rxq; i++) {
 			const struct worker_rxq *q = &w->rxq[i];

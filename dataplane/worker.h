@@ -19,7 +19,7 @@
 #define WORKER_BURST 32
 #define WORKER_RXQ_MAX (PORT_MAX * 4)
 #define WORKER_RESOLVE_CACHE 64
-#define WORKER_TAP_POLL_EVERY 16 /* busy loops between TAP reads (power of two) */
+#define WORKER_TAP_POLL_US 100 /* under load, read the TAPs this often (a syscall each) */
 
 struct worker_rxq {
 	uint16_t ethdev;
@@ -39,6 +39,7 @@ struct worker {
 	/* Output staged per ethdev during a burst, flushed by tx_flush(). */
 	uint16_t n_dirty;
 	uint16_t dirty[RTE_MAX_ETHPORTS];
+	bool is_dirty[RTE_MAX_ETHPORTS];
 	uint16_t out_n[RTE_MAX_ETHPORTS];
 	struct rte_mbuf *out[RTE_MAX_ETHPORTS][WORKER_BURST];
 
