@@ -82,7 +82,7 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *sa,
 
 	for (uint16_t i = 0; i < n; i++) {
 		l3[i] = rte_pktmbuf_mtod(m[i], const uint8_t *);
-		len[i] = m[i]->l3_len;
+		len[i] = rte_pktmbuf_data_len(m[i]); /* ports too, not just the IP header */
 	}
 	spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, len, n, w->id, now, pol);
 	for (uint16_t i = 0; i < n; i++) {

@@ -21,11 +21,13 @@ struct esp_group {
 	struct rte_mbuf *m[WORKER_BURST];
 };
 
+/* The SPD reads the selector ports behind the IP header: hand it every contiguous byte. */
 static inline void l3_of(struct rte_mbuf **pkts, uint16_t n, const uint8_t *l3[], uint16_t len[])
 {
 	for (uint16_t i = 0; i < n; i++) {
 		l3[i] = (const uint8_t *)forward_ip4(pkts[i]);
-		len[i] = pkts[i]->l3_len;
+		len[i] = (uint16_t)RTE_MIN(rte_pktmbuf_data_len(pkts[i]) - pkts[i]->l2_len,
+					   UINT16_MAX);
 	}
 }
 
@@ -68,7 +70,8 @@ static inline void group_add(struct esp_group *g, uint16_t *ng, struct sa *sa, s
 }
 
 /* Encrypt each group and route the ESP packets on their outer destination. */
-static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group *g, uint16_t ng)
+static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group *g, uint16_t ng,
+			   bool local)
 {
 	struct rte_mbuf *enc[WORKER_BURST];
 	uint16_t n_enc = 0;
@@ -78,7 +81,8 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
 		uint16_t ok;
 
 		for (uint16_t j = 0; j < e->n; j++) {
-			forward_ttl_decrement(forward_ip4(e->m[j]));
+			if (!local)
+				forward_ttl_decrement(forward_ip4(e->m[j]));
 			rte_pktmbuf_adj(e->m[j], sizeof(struct rte_ether_hdr));
 		}
 		ok = esp_outbound(e->sa, e->m, e->n, w->id);
@@ -107,7 +111,8 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
  * Wider than the tunnel: a DF packet gets "fragmentation needed" (PMTUD), any
  * other is split before encryption and its pieces encrypted right away.
  */
-static void too_big(struct worker *w, uint16_t in_port, struct sa *sa, struct rte_mbuf *m)
+static void too_big(struct worker *w, uint16_t in_port, struct sa *sa, struct rte_mbuf *m,
+		    bool local)
 {
 	struct esp_group g = { .sa = sa };
 	uint32_t mtu = max_inner(sa);
@@ -123,12 +128,14 @@ static void too_big(struct worker *w, uint16_t in_port, struct sa *sa, struct rt
 		return;
 	}
 	rte_pktmbuf_free(m);
-	encrypt_groups(w, in_port, &g, 1);
+	encrypt_groups(w, in_port, &g, 1, local);
 }
 
-void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
-		    const uint32_t *hop, uint16_t n)
+/* @hop NULL: the gateway's own packets (outbound_local_burst). */
+static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
+			 const uint32_t *hop, uint16_t n)
 {
+	const bool local = hop == NULL;
 	const uint8_t *l3[WORKER_BURST];
 	uint16_t l3_len[WORKER_BURST];
 	struct spd_policy *pol[WORKER_BURST];
@@ -147,13 +154,13 @@ void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
 
 		if (p == NULL) {
 			other[n_other] = m;
-			other_hop[n_other++] = hop[i];
+			other_hop[n_other++] = local ? 0 : hop[i];
 			continue;
 		}
 		switch (p->action) {
 		case DPSEC__ACTION__ACT_BYPASS:
 			plain[n_plain] = m;
-			plain_hop[n_plain++] = hop[i];
+			plain_hop[n_plain++] = local ? 0 : hop[i];
 			break;
 		case DPSEC__ACTION__ACT_PROTECT:
 			sa = spd_policy_sa(p);
@@ -161,10 +168,10 @@ void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
 				/* Never plaintext for a protected selector: ask IKE for an SA. */
 				acquire(w, p, m, now);
 				tx_drop(w, in_port, m, STATS_DROP_NO_SA);
-			} else if (unlikely(forward_ip4(m)->time_to_live <= 1)) {
+			} else if (unlikely(!local && forward_ip4(m)->time_to_live <= 1)) {
 				tap_punt(w, in_port, m);
 			} else if (unlikely(rte_pktmbuf_pkt_len(m) - m->l2_len > max_inner(sa))) {
-				too_big(w, in_port, sa, m);
+				too_big(w, in_port, sa, m, local);
 			} else {
 				group_add(groups, &ng, sa, m);
 			}
@@ -191,8 +198,22 @@ void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
 			plain_hop[n_plain++] = other_hop[i];
 		}
 	}
-	if (n_plain > 0)
+	if (n_plain > 0 && local)
+		for (uint16_t i = 0; i < n_plain; i++)
+			tx_enqueue(w, in_port, plain[i]); /* as the kernel framed it */
+	else if (n_plain > 0)
 		forward4_hops(w, in_port, plain, plain_hop, n_plain, true);
 	if (ng > 0)
-		encrypt_groups(w, in_port, groups, ng);
+		encrypt_groups(w, in_port, groups, ng, local);
+}
+
+void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
+		    const uint32_t *hop, uint16_t n)
+{
+	classify_out(w, in_port, pkts, hop, n);
+}
+
+void outbound_local_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	classify_out(w, port, pkts, NULL, n);
 }

@@ -358,6 +358,103 @@ def test_policies():
     assert_clean(res)
 
 
+def test_port_selectors():
+    """Protocol and port selectors decide on the packet's own L4 header."""
+    out_sa = Sa("aes-gcm-128", SPI_OUT, "out", False)
+    cfg = H.base_config([
+        "route add 10.6.0.0/24 via 192.0.2.2 dev outside",
+        "route add 10.7.0.0/24 via 192.0.2.2 dev outside",
+        out_sa.line,
+        "policy add src 10.1.0.0/24 dst 10.6.0.0/24 proto udp dport 53 dir out "
+        "action protect spi %#x" % SPI_OUT,
+        "policy add src 10.1.0.0/24 dst 10.6.0.0/24 dir out action discard",
+        "policy add src 10.1.0.0/24 dst 10.7.0.0/24 proto udp sport 1000-1999 dir out "
+        "action bypass",
+        "policy add src 10.1.0.0/24 dst 10.7.0.0/24 dir out action discard priority 2000",
+    ])
+
+    def udp(dst, sport, dport, i):
+        return IP(src=HOST_A, dst=dst, id=300 + i) / UDP(sport=sport, dport=dport) / \
+            Raw(b"sel%d" % i)
+
+    protect = [udp("10.6.0.2", 5000 + i, 53, i) for i in range(3)]
+    discard = [udp("10.6.0.2", 5000, 54, 10),
+               IP(src=HOST_A, dst="10.6.0.2", id=311) / TCP(sport=5000, dport=53),
+               udp("10.7.0.2", 2500, 53, 12), udp("10.7.0.2", 999, 53, 13)]
+    bypass = [udp("10.7.0.2", 1000, 9, 20), udp("10.7.0.2", 1999, 9, 21)]
+    gw = H.LiveGateway(cfg)
+    try:
+        gw.start()
+        gw.inject(0, [frame(0, raw(p)) for p in protect + discard + bypass])
+    except BaseException:
+        gw.close()
+        raise
+    res = gw.finish()
+    out = res.out[1]
+    esp = [f for f in out if IP(raw(f.payload)).proto == 50]
+    clear = [f for f in out if IP(raw(f.payload)).proto != 50]
+    assert len(esp) == len(protect), res.why("%d ESP frames, want %d" % (len(esp),
+                                                                          len(protect)))
+    for i, (f, p) in enumerate(zip(esp, protect)):
+        assert check_esp_frame(f, out_sa, i + 1, "dport 53 #%d" % i) == forwarded(p)
+    assert [raw(f.payload) for f in clear] == [forwarded(p) for p in bypass], \
+        res.why("sport 1000-1999 not bypassed in clear")
+    assert res.drops("inside") == {"drop_policy": len(discard)}, \
+        res.why("inside drops %s" % res.drops("inside"))
+    assert_clean(res)
+
+
+SEND_UDP = r'''
+import socket, sys
+for spec in sys.argv[1:]:
+    src, sport, dst, dport = spec.split(":")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, int(sport)))
+    s.sendto(b"dpsec-%s" % sport.encode(), (dst, int(dport)))
+    s.close()
+'''
+
+
+def test_local_traffic_obeys_spd():
+    """What the gateway's kernel sends through a TAP meets the same SPD as transit
+    traffic (no plaintext for a protected selector), except IKE."""
+    out_sa = Sa("aes-gcm-128", SPI_OUT, "out", False)
+    cfg = H.base_config([
+        "route add 10.3.0.0/24 via 192.0.2.2 dev outside",
+        out_sa.line,
+        "policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out action protect spi %#x" % SPI_OUT,
+        "policy add src 10.1.0.0/24 dst 10.3.0.0/24 dir out action discard",
+        "policy add src 192.0.2.1/32 dst 192.0.2.2/32 dir out action discard",
+    ])
+    gw = H.LiveGateway(cfg)
+    try:
+        gw.start()
+        for dst in ("10.2.0.2", "10.3.0.2"):
+            gw.ns.exec(["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-I",
+                        "10.1.0.1", dst], check=False)
+        gw.ns.exec([H.T.PYTHON, "-c", SEND_UDP, "192.0.2.1:500:192.0.2.2:500",
+                    "192.0.2.1:4000:192.0.2.2:4000"])
+        time.sleep(0.5)
+    except BaseException:
+        gw.close()
+        raise
+    res = gw.finish()
+    out = [f for f in res.out[1] if f.type == 0x0800]
+    esp = [f for f in out if IP(raw(f.payload)).proto == 50]
+    clear = [IP(raw(f.payload)) for f in out if IP(raw(f.payload)).proto != 50]
+    assert len(esp) == 2, res.why("%d ESP frames for 2 local pings" % len(esp))
+    for i, f in enumerate(esp):
+        inner = IP(check_esp_frame(f, out_sa, i + 1, "local ping %d" % i))
+        assert (inner.src, inner.dst, inner.proto, inner.ttl) == ("10.1.0.1", "10.2.0.2", 1, 64), \
+            res.why("inner %s" % inner.summary())
+    assert [(p.src, p.dst, p[UDP].sport, bytes(p[UDP].payload)) for p in clear] == \
+        [("192.0.2.1", "192.0.2.2", 500, b"dpsec-500")], \
+        res.why("clear frames: %s" % [p.summary() for p in clear])
+    assert res.drops("outside") == {"drop_policy": 3}, \
+        res.why("outside drops %s" % res.drops("outside"))
+    assert_clean(res)
+
+
 # --------------------------------------------------------------------------------------
 # 5: packet lifetimes: soft EXPIRE once after packet 5, hard once after 10, then drops.
 
