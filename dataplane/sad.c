@@ -54,8 +54,13 @@ static const char *const drop_names[SA_DROP_MAX] = {
 static int addr_family(size_t len);
 static void sum_counters(const struct sa *sa, struct sa_counters *t);
 static sad_rebind_fn sad_rebind;
-/* Set by sad_update for its sad_add: what the SA counted before, carried into the new record. */
-static const struct sa_counters *sad_carry;
+/* sad_update: what the replacing record inherits, set before it is published. */
+struct sad_carry {
+	struct sa_counters t;
+	uint64_t add_tsc;
+	bool expired_soft;
+};
+static const struct sad_carry *sad_carry;
 
 void sad_set_rebind(sad_rebind_fn fn)
 {
@@ -89,6 +94,7 @@ static void sa_free(struct sa *sa)
 		free(sa->params);
 	}
 	crypto_session_destroy(&sa->ss);
+	ipsecmb_sa_wipe(&sa->mb);
 	if (sa->ipsa != NULL)
 		rte_ipsec_sa_fini(sa->ipsa);
 	rte_free(sa);
@@ -590,7 +596,8 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		goto out;
 	}
 	sa->ss.sa = sa->ipsa;
-	rc = crypto_session_create(b.prm.crypto_xform, &sa->ss, &sa->dev_name, err, errlen);
+	rc = crypto_session_create(b.prm.crypto_xform, &sa->ss, &sa->mb, &sa->dev_name, err,
+				   errlen);
 	if (rc != 0)
 		goto out;
 
@@ -624,9 +631,11 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	dpsec__sa_add__pack(m, sa->params);
 	if (sad_carry != NULL) {
 		/* not published yet: no worker writes these */
-		sa->cnt[0].bytes = sad_carry->bytes;
-		sa->cnt[0].packets = sad_carry->packets;
-		sa->cnt[0].last_tsc = sad_carry->last_tsc;
+		sa->cnt[0].bytes = sad_carry->t.bytes;
+		sa->cnt[0].packets = sad_carry->t.packets;
+		sa->cnt[0].last_tsc = sad_carry->t.last_tsc;
+		sa->add_tsc = sad_carry->add_tsc;
+		sa->expired_soft = sad_carry->expired_soft;
 	}
 
 	/* On replace the LF hash swaps the data pointer atomically for readers. */
@@ -676,7 +685,7 @@ int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
 	Dpsec__SaAdd *m;
 	Dpsec__Encap encap = DPSEC__ENCAP__INIT;
 	struct sa *old, *sa;
-	struct sa_counters t;
+	struct sad_carry carry;
 	Dpsec__SaId new_id = DPSEC__SA_ID__INIT;
 	char idbuf[96];
 	bool moved;
@@ -686,6 +695,12 @@ int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
 		snprintf(err, errlen, "no SA %s",
 			 u->id ? id_fmt(&u->id->dst, u->id->spi, idbuf, sizeof(idbuf)) : "given");
 		return -ENOENT;
+	}
+	if (old->expired_hard) {
+		/* its EXPIRE went out; the IKE daemon deletes it, nothing may revive it */
+		snprintf(err, errlen, "SA %s has reached its hard lifetime",
+			 id_fmt(&u->id->dst, u->id->spi, idbuf, sizeof(idbuf)));
+		return -EINVAL;
 	}
 	if ((u->has_new_src && u->new_src.len != (old->family == AF_INET ? 4u : 16u)) ||
 	    (u->has_new_dst && u->new_dst.len != (old->family == AF_INET ? 4u : 16u))) {
@@ -709,16 +724,18 @@ int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
 		encap = *u->new_encap;
 		m->encap = &encap;
 	}
-	sum_counters(old, &t);
+	sum_counters(old, &carry.t);
+	carry.add_tsc = old->add_tsc;
+	carry.expired_soft = old->expired_soft;
 	if (!old->inbound) {
 		m->has_seq_out = true;
-		m->seq_out = old->seq_first - 1 + t.seq_used;
+		m->seq_out = old->seq_first - 1 + carry.t.seq_used;
 	}
 	moved = u->has_new_dst && memcmp(u->new_dst.data, old->dst, u->new_dst.len) != 0;
 	m->has_replace = true;
 	m->replace = !moved;
 	/* the same SA: byte/packet lifetimes and counters go on from where they were */
-	sad_carry = &t;
+	sad_carry = &carry;
 	rc = sad_add(m, err, errlen);
 	sad_carry = NULL;
 	if (rc == 0) {
@@ -726,10 +743,6 @@ int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
 		new_id.proto = m->proto;
 		new_id.spi = m->spi;
 		sa = sad_find(&new_id);
-		if (sa != NULL) {
-			sa->add_tsc = old->add_tsc;
-			sa->expired_soft = old->expired_soft;
-		}
 		/* A new destination is a new identity: the old one goes. It is the
 		 * same SA, so the policies using it follow it first (sad_del would
 		 * leave them without an SA, dropping the flow). */
@@ -956,6 +969,9 @@ void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, void *arg)
 			/* workers see the flag on their next burst; no ordering needed beyond that
 			 */
 			__atomic_store_n(&sa->expired_hard, true, __ATOMIC_RELEASE);
+			/* both limits passed within one tick: the rekey signal still comes first */
+			if (!sa->expired_soft && cb != NULL)
+				cb(sa, false, arg);
 			sa->expired_soft = true;
 			if (cb != NULL)
 				cb(sa, true, arg);

@@ -543,6 +543,36 @@ def test_lifetime_packets():
     assert_clean(res)
 
 
+def test_lifetime_soft_and_hard_in_one_burst():
+    """Both limits passed between two lifetime checks: the soft EXPIRE (rekey) still comes,
+    before the hard one; a hard-expired SA cannot be revived by `sa update`."""
+    out_sa = Sa("aes-gcm-128", SPI_OUT, "out", False,
+                extra="lifetime soft packets 3 hard packets 4")
+    cfg = H.base_config([
+        out_sa.line,
+        "policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out action protect spi %#x" % SPI_OUT,
+    ])
+    frames = [frame(0, raw(p)) for p in inner_packets(HOST_A, HOST_B)[:8]]
+    gw = H.LiveGateway(cfg)
+    try:
+        gw.start()
+        mon = gw.start_monitor()
+        gw.inject(0, frames)
+        evs = [e["expire"] for _, e in mon.wait("expire", 2, timeout=3)]
+        upd = gw.dp.ctl("sa", "update", "dst", PEER, "proto", "esp", "spi", "%#x" % SPI_OUT,
+                        "new-dst", "192.0.2.3", check=False)
+    except BaseException:
+        gw.close()
+        raise
+    res = gw.finish()
+    assert [bool(e.get("hard", False)) for e in evs] == [False, True], \
+        res.why("EXPIRE events %s" % evs)
+    assert upd.returncode != 0 and "hard lifetime" in upd.stdout + upd.stderr, \
+        res.why("sa update of a dead SA: %d %s %s" % (upd.returncode, upd.stdout, upd.stderr))
+    assert len(res.out[1]) == 4, res.why("%d ESP frames, want 4" % len(res.out[1]))
+    assert_clean(res)
+
+
 # --------------------------------------------------------------------------------------
 # 6: NAT-T MAPPING events: an authenticated ESP-in-UDP packet from a new address or port
 #    raises one MAPPING event (per source, at most once a second); a forged one none.
