@@ -649,6 +649,9 @@ METHOD(kernel_ipsec_t, add_sa, status_t, private_dpsec_ipsec_t *this, kernel_ips
 	}
 	m.has_esn = TRUE;
 	m.esn = data->esn;
+	/* a CHILD_SA keeps its reqid across rekeys: the dataplane's inbound check uses it */
+	m.has_reqid = data->reqid != 0;
+	m.reqid = data->reqid;
 	if (data->encap) {
 		encap.sport = id->src->get_port(id->src);
 		encap.dport = id->dst->get_port(id->dst);

@@ -62,16 +62,17 @@ static inline enum kind parse(struct rte_mbuf *m, uint32_t *spi, bool *udp, enum
 	return K_ESP;
 }
 
-static inline bool same_peer(const struct sa *a, const struct sa *b)
+/*
+ * The decrypted packet must match an inbound protect policy bound to this SA,
+ * or to another SA of the same tunnel (reqid): during a rekey the policy
+ * already names the new SA while the old one still delivers. Another tunnel to
+ * the same peer must not deliver for it.
+ */
+static inline bool same_tunnel(const struct sa *bound, const struct sa *sa)
 {
-	return a->family == b->family && memcmp(a->src, b->src, 16) == 0;
+	return bound == sa || (sa->reqid != 0 && bound->reqid == sa->reqid);
 }
 
-/*
- * The decrypted packet must match an inbound protect policy whose SA leads to
- * the same peer: during a rekey the policy already names the new SA while the
- * old one still delivers.
- */
 static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *sa,
 			     struct rte_mbuf **m, uint16_t n, uint64_t now)
 {
@@ -89,7 +90,7 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *sa,
 		const struct sa *bound = pol[i] != NULL ? spd_policy_sa(pol[i]) : NULL;
 
 		if (pol[i] != NULL && pol[i]->action == DPSEC__ACTION__ACT_PROTECT &&
-		    bound != NULL && (bound == sa || same_peer(bound, sa))) {
+		    bound != NULL && same_tunnel(bound, sa)) {
 			m[k++] = m[i];
 			continue;
 		}

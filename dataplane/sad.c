@@ -603,6 +603,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 
 	sa_geometry(sa, b.prm.crypto_xform);
 	sa->inbound = inbound;
+	sa->reqid = m->has_reqid ? m->reqid : 0;
 	sa->natt = m->encap != NULL;
 	sa->family = (uint8_t)af;
 	if (sa->natt) {
@@ -846,6 +847,8 @@ static Dpsec__SaInfo *info_make(const struct sa *sa, uint64_t now_tsc, time_t no
 	b->add.replay_window = sa->replay_window;
 	b->add.has_esn = true;
 	b->add.esn = sa->esn;
+	b->add.has_reqid = sa->reqid != 0;
+	b->add.reqid = sa->reqid;
 	if (sa->natt) {
 		dpsec__encap__init(&b->encap);
 		b->encap.sport = sa->sport;

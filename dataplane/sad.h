@@ -25,6 +25,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "dpsec.pb-c.h"
+#include "ipsecmb.h"
 
 #define SAD_ENTRIES_MAX	    65536
 #define SAD_REPLAY_WIN_MAX  4096
@@ -74,6 +75,7 @@ struct sa {
 	uint8_t family;			    /* outer AF_INET / AF_INET6 */
 	uint16_t sport, dport;		    /* NAT-T ports, host order */
 	uint8_t iv_len, icv_len, pad_align; /* ESP geometry, for drop reasons */
+	uint32_t reqid;			    /* the tunnel's SAs across rekeys; 0 = this SA alone */
 
 	/* control thread only */
 	struct sa_key key;
@@ -92,6 +94,9 @@ struct sa {
 	struct rte_ipsec_sa *ipsa; /* follows the counters in the same allocation */
 	uint8_t *params;	   /* the packed SaAdd (keys!) for sad_update; wiped on free */
 	size_t params_len;
+
+	/* read on every burst when the SA runs on ipsec-mb directly; wiped on free */
+	struct ipsecmb_sa mb;
 };
 
 extern unsigned sad_workers; /* counter slots per SA */

@@ -159,6 +159,8 @@ static void fmt_sa_add(struct out *o, const Dpsec__SaAdd *m)
 		put_lifetime(o, m->lifetime);
 	if (m->has_seq_out)
 		put(o, " seq-out %llu", (unsigned long long)m->seq_out);
+	if (m->has_reqid && m->reqid)
+		put(o, " reqid %u", m->reqid);
 	if (m->has_replace && m->replace)
 		put(o, " replace");
 }

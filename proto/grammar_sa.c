@@ -24,6 +24,7 @@ enum {
 	K_LIFETIME,
 	K_SEQ,
 	K_REPLACE,
+	K_REQID,
 	K_MAX
 };
 
@@ -35,7 +36,7 @@ static const char *const kw_names[K_MAX] = {
     [K_AUTH] = "auth",	       [K_REPLAY] = "replay-window",
     [K_ESN] = "esn",	       [K_ENCAP] = "encap",
     [K_LIFETIME] = "lifetime", [K_SEQ] = "seq-out",
-    [K_REPLACE] = "replace",
+    [K_REPLACE] = "replace",   [K_REQID] = "reqid",
 };
 
 static int keyword(const char *w)
@@ -249,6 +250,9 @@ static int parse_value(struct gram_cur *c, Dpsec__SaAdd *m, int k, const char *v
 	case K_SEQ:
 		m->has_seq_out = 1;
 		return gram_u64(c, "seq-out", v, 0, UINT64_MAX, &m->seq_out);
+	case K_REQID:
+		m->has_reqid = 1;
+		return gram_u32(c, "reqid", v, 1, UINT32_MAX, &m->reqid);
 	}
 	return gram_err(c, "internal: keyword %d", k);
 }

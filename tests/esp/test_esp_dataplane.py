@@ -297,6 +297,42 @@ def test_inbound_errors(algo, natt):
     assert_clean(res)
 
 
+def test_inbound_policy_bound_to_tunnel():
+    """Two tunnels to one peer: neither SA delivers the other's traffic. A rekeyed SA of
+    the same tunnel (same reqid) still delivers after the policy moved to its successor."""
+    t1 = Sa("aes-gcm-128", 0x301, "in", False, extra="reqid 1")
+    t1_new = Sa("aes-gcm-128", 0x303, "in", False, extra="reqid 1")
+    t2 = Sa("aes-gcm-128", 0x302, "in", False, extra="reqid 2")
+    cfg = H.base_config([
+        "route add 10.3.0.0/24 via 192.0.2.2 dev outside",
+        t1.line, t1_new.line, t2.line,
+        # tunnel 1 was rekeyed: its policy already names the new SA 0x303
+        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi 0x303",
+        "policy add src 10.3.0.0/24 dst 10.1.0.0/24 dir in action protect spi 0x302",
+    ])
+    from_b = inner_packets(HOST_B, HOST_A)[:2]
+    from_c = [IP(raw(IP(src="10.3.0.2", dst=HOST_A, id=60 + i) / UDP(sport=9, dport=9)
+                     / Raw(b"c%d" % i))) for i in range(2)]
+    cases = [
+        t1.encrypt(from_b[0], 1),       # old SA of tunnel 1, its own traffic: delivered
+        t1_new.encrypt(from_b[1], 1),   # new SA of tunnel 1: delivered
+        t2.encrypt(from_c[0], 1),       # tunnel 2, its own traffic: delivered
+        t1.encrypt(from_c[1], 2),       # tunnel 1 delivering tunnel 2's selector: dropped
+        t2.encrypt(from_b[0], 2),       # tunnel 2 delivering tunnel 1's selector: dropped
+    ]
+    res = H.PcapGateway(cfg, [], [frame(1, c) for c in cases]).run()
+    want = [forwarded(p) for p in (from_b[0], from_b[1], from_c[0])]
+    got = [raw(f.payload) for f in res.out[0]]
+    assert got == want, res.why("delivered %d packets, want 3" % len(got))
+    for spi, pol in ((0x301, 1), (0x302, 1), (0x303, 0)):
+        assert H.sa_drops(res.sas[spi])["policy"] == pol, \
+            res.why("SA %#x drops %s" % (spi, H.sa_drops(res.sas[spi])))
+    assert res.sas[0x301]["sa"].get("reqid") == 1, res.why(str(res.sas[0x301]))
+    assert res.drops("outside") == {"drop_policy": 2}, \
+        res.why("port drops %s" % res.drops("outside"))
+    assert_clean(res)
+
+
 # --------------------------------------------------------------------------------------
 # 4: discard, bypass and trap policies; ACQUIRE events seen by a channel client.
 

@@ -83,14 +83,15 @@ REKEY_MIN_NEW = 300       # packets the new SAs must carry (about 10 s of the fl
 # configuration
 
 def sa_pair_lines(suite, encap, local, peer, spi_out, spi_in, dir_out, dir_in, gen=0):
-    """`sa add` lines for one gateway: its outbound SA and its inbound SA."""
+    """`sa add` lines for one gateway: its outbound SA and its inbound SA. Every
+    generation shares reqid 1, so an old inbound SA still delivers after a rekey."""
     enc = NATT if encap else ""
     algo = SUITES[suite]
     return [
-        "sa add src %s dst %s proto esp spi 0x%08x dir out mode tunnel %s%s"
+        "sa add src %s dst %s proto esp spi 0x%08x dir out mode tunnel %s%s reqid 1"
         % (local, peer, spi_out, algo(dir_out, gen), enc),
         "sa add src %s dst %s proto esp spi 0x%08x dir in mode tunnel %s replay-window 64%s"
-        % (peer, local, spi_in, algo(dir_in, gen), enc),
+        " reqid 1" % (peer, local, spi_in, algo(dir_in, gen), enc),
     ]
 
 

@@ -326,8 +326,10 @@ static void test_sa_add_aead_full(void **state)
 	gram_request_free(r);
 
 	r = ok("sa add src 192.0.2.1 dst 192.0.2.2 proto esp spi 256 dir out mode tunnel "
-	       "aead aes-gcm-256 0X" K16 K16 K4 " replay-window 0 seq-out 12345 replace");
+	       "aead aes-gcm-256 0X" K16 K16 K4 " replay-window 0 seq-out 12345 replace reqid 7");
 	m = r->sa_add;
+	assert_true(m->has_reqid);
+	assert_int_equal(m->reqid, 7);
 	assert_int_equal(m->spi, 256);
 	assert_int_equal(m->aead, DPSEC__AEAD__AES_GCM_256);
 	assert_int_equal(m->enc_key.len, 36);
@@ -478,6 +480,8 @@ static void test_sa_add_bad(void **state)
 	bad("sa add mode beet", "bad mode \"beet\"");
 	bad("sa add src 192.0.2", "bad address \"192.0.2\"");
 	bad(SA_GCM " replay-window 4097", "bad value \"4097\" for \"replay-window\"");
+	bad(SA_GCM " reqid 0", "bad value \"0\" for \"reqid\"");
+	bad(SA_GCM " reqid", "missing value after \"reqid\"");
 	bad(SA_GCM " encap udp sport 0 dport 4500", "bad value \"0\" for \"sport\"");
 	bad(SA_GCM " encap udp sport 4500 dport 65536", "bad value \"65536\" for \"dport\"");
 	bad(SA_GCM " encap udp sport 4500", "missing \"dport\"");
