@@ -36,7 +36,7 @@ $(1)/controlplane/%.o: controlplane/%.c $(GEN)/dpsec.pb-c.h
 $(1)/libdpsecproto.a: $(patsubst proto/%.c,$(1)/proto/%.o,$(PROTO_SRC)) $(1)/gen/dpsec.pb-c.o
 	$$(AR) rcs $$@ $$^
 $(1)/dpsec-dataplane: $(patsubst dataplane/%.c,$(1)/dataplane/%.o,$(DP_SRC)) $(1)/libdpsecproto.a
-	$$(CC) $(2) -o $$@ $$^ $(DPDK_LIBS) -lmnl -lzmq -lprotobuf-c -lpthread -lm
+	$$(CC) $(2) -o $$@ $$^ $(DPDK_LIBS) -lIPSec_MB -lmnl -lzmq -lprotobuf-c -lpthread -lm
 $(1)/dpsecctl: $(patsubst controlplane/%.c,$(1)/controlplane/%.o,$(CTL_SRC)) $(1)/libdpsecproto.a
 	$$(CC) $(2) -o $$@ $$^ -lzmq -lprotobuf-c
 endef
@@ -119,10 +119,12 @@ $(BUILD)/tests/test_spd: tests/unit/test_spd.c dataplane/spd.c $(BUILD)/san/libd
 
 # ESP building blocks test (tests/esp): crypto.c, sad.c, esp.c standalone, no sanitizers
 # (ASan's shadow memory and DPDK's hugepage/IOVA mappings do not mix reliably).
-ESP_TEST_SRC := tests/esp/esp_test.c dataplane/crypto.c dataplane/sad.c dataplane/esp.c $(GEN)/dpsec.pb-c.c
-$(BUILD)/tests/esp_test: $(ESP_TEST_SRC) $(wildcard dataplane/crypto.h dataplane/sad.h dataplane/esp.h)
+ESP_TEST_SRC := tests/esp/esp_test.c dataplane/crypto.c dataplane/sad.c dataplane/esp.c \
+	dataplane/ipsecmb.c $(GEN)/dpsec.pb-c.c
+$(BUILD)/tests/esp_test: $(ESP_TEST_SRC) $(wildcard dataplane/crypto.h dataplane/sad.h dataplane/esp.h \
+	dataplane/ipsecmb.h)
 	@mkdir -p $(@D)
-	$(CC) $(CSTD) $(WARN) -Wno-unused-parameter $(OPT) -I$(GEN) -Iproto -Idataplane $(DPDK_CFLAGS) -o $@ $(ESP_TEST_SRC) $(DPDK_LIBS) -lpcap -lprotobuf-c
+	$(CC) $(CSTD) $(WARN) -Wno-unused-parameter $(OPT) -I$(GEN) -Iproto -Idataplane $(DPDK_CFLAGS) -o $@ $(ESP_TEST_SRC) $(DPDK_LIBS) -lIPSec_MB -lpcap -lprotobuf-c
 
 # ---- dpsec-ike: charon on Debian's libcharon ------------------------------------------------
 # Debian ships no libcharon-dev: headers come from the strongSwan source `make deps` fetches,

@@ -31,9 +31,15 @@
 #define DEFAULT_TIMEOUT_MS   2000
 #define DEFAULT_HEARTBEAT_MS 250
 #define DEFAULT_SEQ_POLL_MS  1000
-/* One second of traffic at a million packets per second: what may have been sent
- * between the last sequence number we read and the dataplane's death. */
-#define DEFAULT_SEQ_MARGIN (1 << 20)
+/*
+ * Outbound sequence leases: the dataplane never sends a number the shadow has
+ * not recorded, so a re-install never reuses one (for AES-GCM, a nonce).
+ * A lease covers a few seconds of the SA's traffic and is renewed at half.
+ */
+#define DEFAULT_LEASE_MIN (1 << 20)
+#define DEFAULT_LEASE_S	  4
+/* What an SA's records carry so flushes and sweeps leave the operator's alone. */
+#define OWNER "ike"
 /* How long the event thread waits for an event before its own timers run. */
 #define EVENT_WAIT_MS 100
 /* Reminder while the dataplane stays away. */
@@ -82,7 +88,8 @@ struct private_dpsec_ipsec_t {
 	int timeout_ms;
 	int heartbeat_ms;
 	int seq_poll_ms;
-	uint64_t seq_margin;
+	uint64_t lease_min;
+	uint64_t lease_s;
 	uint32_t spi_min, spi_max;
 };
 
@@ -318,44 +325,40 @@ static const char *reason(const Dpsec__Reply *rep)
 	return rep->reason ? rep->reason : "";
 }
 
-/* A request during resync: ROUND_OK also when the dataplane refused it (logged). */
-static round_t resync_one(private_dpsec_ipsec_t *this, Dpsec__Request *req, uint64_t epoch,
-			  const char *what)
+/*
+ * A request during resync. @epoch: the dataplane's, learnt from the first
+ * reply; a different one later means it restarted under us. ROUND_OK also
+ * when the dataplane refused the request (logged, unless @quiet says why).
+ */
+static round_t resync_one(private_dpsec_ipsec_t *this, Dpsec__Request *req, uint64_t *epoch,
+			  const char *what, Dpsec__Code quiet)
 {
 	Dpsec__Reply *rep;
 	round_t r = ROUND_OK;
 
 	if (!roundtrip(this, req, &rep))
 		return ROUND_DOWN;
-	if (rep->epoch != epoch)
+	if (*epoch && rep->epoch != *epoch)
 		r = ROUND_NEW_EPOCH;
-	else if (rep->code != DPSEC__CODE__OK)
+	else if (rep->code != DPSEC__CODE__OK && rep->code != quiet)
 		DBG1(DBG_KNL, "dpsec: resync: dataplane refused %s: %s: %s", what,
 		     chan_code_name(rep->code), reason(rep));
+	*epoch = rep->epoch;
 	chan_reply_free(rep);
 	return r;
 }
 
+/* Everything an earlier dpsec-ike installed (never the operator's own entries). */
 static round_t flush(private_dpsec_ipsec_t *this, Dpsec__Flush__What what, uint64_t *epoch)
 {
 	Dpsec__Request req = DPSEC__REQUEST__INIT;
 	Dpsec__Flush f = DPSEC__FLUSH__INIT;
-	Dpsec__Reply *rep;
-	round_t r = ROUND_OK;
 
 	f.what = what;
+	f.owner = (char *)OWNER;
 	req.body_case = DPSEC__REQUEST__BODY_FLUSH;
 	req.flush = &f;
-	if (!roundtrip(this, &req, &rep))
-		return ROUND_DOWN;
-	if (*epoch && rep->epoch != *epoch)
-		r = ROUND_NEW_EPOCH;
-	*epoch = rep->epoch;
-	if (rep->code != DPSEC__CODE__OK)
-		DBG1(DBG_KNL, "dpsec: flush refused: %s: %s", chan_code_name(rep->code),
-		     reason(rep));
-	chan_reply_free(rep);
-	return r;
+	return resync_one(this, &req, epoch, "flush", DPSEC__CODE__OK);
 }
 
 static uint64_t remaining(uint64_t limit, uint64_t used)
@@ -364,8 +367,22 @@ static uint64_t remaining(uint64_t limit, uint64_t used)
 	return limit > used ? limit - used : 1;
 }
 
+static uint64_t seq_cap(const Dpsec__SaAdd *r, uint64_t seq)
+{
+	return !(r->has_esn && r->esn) && seq > NON_ESN_SEQ_MAX ? NON_ESN_SEQ_MAX : seq;
+}
+
+/* The next lease's length: a few seconds of the SA's traffic, at least the minimum. */
+static uint64_t lease_len(private_dpsec_ipsec_t *this, const dpsec_shadow_sa_t *s)
+{
+	uint64_t len = s->rate * this->lease_s;
+
+	return len > this->lease_min ? len : this->lease_min;
+}
+
 /* The SA as it must be re-installed now: lifetimes minus what was used, outbound
- * sequence numbers past anything the peer may have seen. Free with dpsec_sa_req_free(). */
+ * sequence numbers past anything it may have sent, inbound ones past anything
+ * it accepted. Free with dpsec_sa_req_free(). */
 static Dpsec__SaAdd *resync_request(private_dpsec_ipsec_t *this, dpsec_shadow_sa_t *s)
 {
 	Dpsec__SaAdd *r = dpsec_msg_clone(&s->req->base);
@@ -378,9 +395,10 @@ static Dpsec__SaAdd *resync_request(private_dpsec_ipsec_t *this, dpsec_shadow_sa
 	s->bytes = s->packets = 0;
 
 	if (r->dir == DPSEC__DIR__DIR_OUT) {
-		uint64_t seq = s->seq_out + this->seq_margin;
+		/* whatever the old dataplane sent stayed within the recorded lease */
+		uint64_t seq = s->installed ? s->seq_lease : s->seq_out;
 
-		if (!(r->has_esn && r->esn) && seq > NON_ESN_SEQ_MAX) {
+		if (!(r->has_esn && r->esn) && seq >= NON_ESN_SEQ_MAX) {
 			DBG1(DBG_KNL,
 			     "dpsec: SA 0x%08x: sequence numbers nearly exhausted "
 			     "after resync; it expires at once",
@@ -389,8 +407,14 @@ static Dpsec__SaAdd *resync_request(private_dpsec_ipsec_t *this, dpsec_shadow_sa
 		}
 		r->has_seq_out = TRUE;
 		r->seq_out = seq;
-		/* a second restart before the next poll must not reuse these */
 		s->seq_out = seq;
+		/* recorded before the dataplane may use it */
+		s->seq_lease = seq_cap(r, seq + lease_len(this, s));
+		s->req->has_seq_limit = r->has_seq_limit = TRUE;
+		s->req->seq_limit = r->seq_limit = s->seq_lease;
+	} else if (s->seq_in) {
+		r->has_seq_in = TRUE;
+		r->seq_in = s->seq_in;
 	}
 	lt = r->lifetime;
 	if (lt) {
@@ -413,7 +437,12 @@ static Dpsec__SaAdd *resync_request(private_dpsec_ipsec_t *this, dpsec_shadow_sa
 	return r;
 }
 
-static round_t resync_sas(private_dpsec_ipsec_t *this, uint64_t epoch)
+/*
+ * Every SA of the shadow the dataplane does not hold. In a dataplane that held
+ * our state before (a resync after a lost reply, same epoch) one it still has
+ * is left alone: re-adding it would restart its replay window and counters.
+ */
+static round_t resync_sas(private_dpsec_ipsec_t *this, uint64_t *epoch, bool fresh)
 {
 	enumerator_t *enumerator;
 	dpsec_shadow_sa_t *s;
@@ -422,19 +451,47 @@ static round_t resync_sas(private_dpsec_ipsec_t *this, uint64_t epoch)
 	enumerator = this->shadow->create_sa_enumerator(this->shadow);
 	while (r == ROUND_OK && enumerator->enumerate(enumerator, &s)) {
 		Dpsec__Request req = DPSEC__REQUEST__INIT;
+		Dpsec__Reply *rep;
+		Dpsec__SaId id = DPSEC__SA_ID__INIT;
 		char what[64];
 
+		id.dst = s->req->dst;
+		id.proto = s->req->proto;
+		id.spi = s->req->spi;
+		req.body_case = DPSEC__REQUEST__BODY_SA_QUERY;
+		req.sa_query = &id;
+		if (!fresh) {
+			if (!roundtrip(this, &req, &rep)) {
+				r = ROUND_DOWN;
+				break;
+			}
+			if (*epoch && rep->epoch != *epoch)
+				r = ROUND_NEW_EPOCH;
+			*epoch = rep->epoch;
+			if (rep->code == DPSEC__CODE__OK) {
+				chan_reply_free(rep);
+				s->installed = TRUE;
+				continue;
+			}
+			chan_reply_free(rep);
+			if (r != ROUND_OK)
+				break;
+		}
+		req = (Dpsec__Request)DPSEC__REQUEST__INIT;
 		req.body_case = DPSEC__REQUEST__BODY_SA_ADD;
 		req.sa_add = resync_request(this, s);
 		snprintf(what, sizeof(what), "SA 0x%08x", s->req->spi);
-		r = resync_one(this, &req, epoch, what);
+		r = resync_one(this, &req, epoch, what, DPSEC__CODE__OK);
 		dpsec_sa_req_free(req.sa_add);
+		s->installed = TRUE;
 	}
 	enumerator->destroy(enumerator);
 	return r;
 }
 
-static round_t resync_policies(private_dpsec_ipsec_t *this, uint64_t epoch)
+/* Every policy's head binding, replacing what the entry holds: never a moment
+ * without one. */
+static round_t resync_policies(private_dpsec_ipsec_t *this, uint64_t *epoch)
 {
 	enumerator_t *enumerator;
 	dpsec_shadow_policy_t *p;
@@ -449,26 +506,109 @@ static round_t resync_policies(private_dpsec_ipsec_t *this, uint64_t epoch)
 			continue;
 		req.body_case = DPSEC__REQUEST__BODY_POLICY_ADD;
 		req.policy_add = b->req;
-		r = resync_one(this, &req, epoch, "policy");
+		r = resync_one(this, &req, epoch, "policy", DPSEC__CODE__OK);
 	}
 	enumerator->destroy(enumerator);
 	return r;
 }
 
-/* Make the dataplane hold exactly the shadow. FALSE if it could not be reached. */
+static Dpsec__Reply *show(private_dpsec_ipsec_t *this, Dpsec__Show__What what, uint64_t *epoch,
+			  round_t *r)
+{
+	Dpsec__Request req = DPSEC__REQUEST__INIT;
+	Dpsec__Show sh = DPSEC__SHOW__INIT;
+	Dpsec__Reply *rep;
+
+	sh.what = what;
+	req.body_case = DPSEC__REQUEST__BODY_SHOW;
+	req.show = &sh;
+	if (!roundtrip(this, &req, &rep)) {
+		*r = ROUND_DOWN;
+		return NULL;
+	}
+	if (*epoch && rep->epoch != *epoch)
+		*r = ROUND_NEW_EPOCH;
+	*epoch = rep->epoch;
+	if (*r == ROUND_OK && rep->code == DPSEC__CODE__OK)
+		return rep;
+	if (rep->code != DPSEC__CODE__OK)
+		DBG1(DBG_KNL, "dpsec: resync: cannot list the dataplane's entries: %s: %s",
+		     chan_code_name(rep->code), reason(rep));
+	chan_reply_free(rep);
+	return NULL;
+}
+
+/* Ours in the dataplane but not in the shadow (a delete whose reply was lost): remove. */
+static round_t sweep(private_dpsec_ipsec_t *this, uint64_t *epoch)
+{
+	round_t r = ROUND_OK;
+	Dpsec__Reply *rep = show(this, DPSEC__SHOW__WHAT__SA, epoch, &r);
+
+	for (size_t i = 0; rep && r == ROUND_OK && i < rep->n_sas; i++) {
+		Dpsec__SaAdd *a = rep->sas[i]->sa;
+		Dpsec__SaId id = DPSEC__SA_ID__INIT;
+		Dpsec__Request req = DPSEC__REQUEST__INIT;
+
+		id.dst = a->dst;
+		id.proto = a->proto;
+		id.spi = a->spi;
+		if (!a->owner || strcmp(a->owner, OWNER) || this->shadow->get_sa(this->shadow, &id))
+			continue;
+		req.body_case = DPSEC__REQUEST__BODY_SA_DEL;
+		req.sa_del = &id;
+		r = resync_one(this, &req, epoch, "stale SA", DPSEC__CODE__ENOENT);
+	}
+	if (rep)
+		chan_reply_free(rep);
+	if (r != ROUND_OK)
+		return r;
+	rep = show(this, DPSEC__SHOW__WHAT__POLICY, epoch, &r);
+	for (size_t i = 0; rep && r == ROUND_OK && i < rep->n_policies; i++) {
+		Dpsec__PolicyAdd *a = rep->policies[i]->policy;
+		Dpsec__PolicyDel pid = DPSEC__POLICY_DEL__INIT;
+		Dpsec__Request req = DPSEC__REQUEST__INIT;
+
+		pid.sel = a->sel;
+		pid.dir = a->dir;
+		if (!a->owner || strcmp(a->owner, OWNER) ||
+		    this->shadow->get_policy(this->shadow, &pid, FALSE))
+			continue;
+		req.body_case = DPSEC__REQUEST__BODY_POLICY_DEL;
+		req.policy_del = &pid;
+		r = resync_one(this, &req, epoch, "stale policy", DPSEC__CODE__ENOENT);
+	}
+	if (rep)
+		chan_reply_free(rep);
+	return r;
+}
+
+/*
+ * Make the dataplane hold exactly the shadow, without a moment in which a
+ * protected selector has no policy: SAs first, then each policy replaced in
+ * place, then what is ours but no longer wanted goes. Only on first contact
+ * (our own start) is what an earlier dpsec-ike left flushed first.
+ * FALSE if the dataplane could not be reached.
+ */
 static bool resync(private_dpsec_ipsec_t *this)
 {
 	for (int round = 0; round < RESYNC_ROUNDS; round++) {
 		uint64_t epoch = 0;
-		round_t r;
+		round_t r = ROUND_OK;
+		Dpsec__Reply *rep;
 
-		r = flush(this, DPSEC__FLUSH__WHAT__SA, &epoch);
-		if (r == ROUND_OK)
+		if (this->epoch == 0) {
 			r = flush(this, DPSEC__FLUSH__WHAT__POLICY, &epoch);
+			if (r == ROUND_OK)
+				r = flush(this, DPSEC__FLUSH__WHAT__SA, &epoch);
+		} else if ((rep = show(this, DPSEC__SHOW__WHAT__STATS, &epoch, &r)) != NULL) {
+			chan_reply_free(rep); /* only its epoch matters */
+		}
 		if (r == ROUND_OK)
-			r = resync_sas(this, epoch);
+			r = resync_sas(this, &epoch, epoch != this->epoch);
 		if (r == ROUND_OK)
-			r = resync_policies(this, epoch);
+			r = resync_policies(this, &epoch);
+		if (r == ROUND_OK)
+			r = sweep(this, &epoch);
 		if (r == ROUND_DOWN)
 			return FALSE;
 		if (r == ROUND_NEW_EPOCH)
@@ -603,6 +743,7 @@ METHOD(kernel_ipsec_t, add_sa, status_t, private_dpsec_ipsec_t *this, kernel_ips
 	Dpsec__SaId sid;
 	Dpsec__Reply *rep;
 	status_t status = SUCCESS;
+	bool installed = FALSE;
 
 	if (id->proto != IPPROTO_ESP) {
 		DBG1(DBG_KNL, "dpsec: only ESP SAs are supported, not %N", protocol_id_names,
@@ -652,6 +793,12 @@ METHOD(kernel_ipsec_t, add_sa, status_t, private_dpsec_ipsec_t *this, kernel_ips
 	/* a CHILD_SA keeps its reqid across rekeys: the dataplane's inbound check uses it */
 	m.has_reqid = data->reqid != 0;
 	m.reqid = data->reqid;
+	m.owner = (char *)OWNER;
+	if (!data->inbound) {
+		/* the first lease; recorded with the SA before the dataplane can use it */
+		m.has_seq_limit = TRUE;
+		m.seq_limit = this->lease_min;
+	}
 	if (data->encap) {
 		encap.sport = id->src->get_port(id->src);
 		encap.dport = id->dst->get_port(id->dst);
@@ -672,12 +819,19 @@ METHOD(kernel_ipsec_t, add_sa, status_t, private_dpsec_ipsec_t *this, kernel_ips
 			     id->src, id->dst, chan_code_name(rep->code), reason(rep));
 			status = FAILED;
 		}
+		installed = status == SUCCESS;
 		chan_reply_free(rep);
 	} else {
 		DBG1(DBG_KNL, "dpsec: SA %.8x kept for the dataplane's return", m.spi);
 	}
-	if (status == SUCCESS)
-		this->shadow->add_sa(this->shadow, &m);
+	if (status == SUCCESS) {
+		dpsec_shadow_sa_t *s = this->shadow->add_sa(this->shadow, &m);
+
+		if (s) {
+			s->installed = installed;
+			s->seq_lease = m.has_seq_limit ? m.seq_limit : 0;
+		}
+	}
 	this->mutex->unlock(this->mutex);
 	if (status == SUCCESS)
 		DBG2(DBG_KNL, "dpsec: added %s SA %.8x %H -> %H",
@@ -743,6 +897,12 @@ METHOD(kernel_ipsec_t, update_sa, status_t, private_dpsec_ipsec_t *this, kernel_
 		s = this->shadow->add_sa(this->shadow, &moved);
 		if (s) {
 			s->seq_out = saved.seq_out;
+			s->seq_lease = saved.seq_lease;
+			s->seq_in = saved.seq_in;
+			s->rate = saved.rate;
+			s->rate_seq = saved.rate_seq;
+			s->rate_ms = saved.rate_ms;
+			s->installed = saved.installed;
 			s->bytes = saved.bytes;
 			s->packets = saved.packets;
 			s->base_bytes = saved.base_bytes;
@@ -852,6 +1012,7 @@ static status_t flush_table(private_dpsec_ipsec_t *this, Dpsec__Flush__What what
 	status_t status = SUCCESS;
 
 	f.what = what;
+	f.owner = (char *)OWNER;
 	req.body_case = DPSEC__REQUEST__BODY_FLUSH;
 	req.flush = &f;
 	this->mutex->lock(this->mutex);
@@ -927,6 +1088,7 @@ METHOD(kernel_ipsec_t, add_policy, status_t, private_dpsec_ipsec_t *this,
 	}
 	m.sel = pid.sel;
 	m.dir = pid.dir;
+	m.owner = (char *)OWNER;
 	m.has_priority = TRUE;
 	m.priority = dp_priority(data);
 	/* we own the SPD: a binding always takes the entry over, whoever held it */
@@ -1183,6 +1345,8 @@ static uint64_t check_epoch(private_dpsec_ipsec_t *this, uint64_t epoch)
 	return current;
 }
 
+static void on_lease(private_dpsec_ipsec_t *this, const Dpsec__Lease *l);
+
 static void on_event(private_dpsec_ipsec_t *this, Dpsec__Event *ev)
 {
 	if (check_epoch(this, ev->epoch) != ev->epoch)
@@ -1196,6 +1360,9 @@ static void on_event(private_dpsec_ipsec_t *this, Dpsec__Event *ev)
 		break;
 	case DPSEC__EVENT__BODY_MAPPING:
 		on_mapping(this, ev->mapping);
+		break;
+	case DPSEC__EVENT__BODY_LEASE:
+		on_lease(this, ev->lease);
 		break;
 	default:
 		break;
@@ -1232,7 +1399,96 @@ static void heartbeat(private_dpsec_ipsec_t *this)
 	chan_reply_free(rep);
 }
 
-/* Read the outbound sequence numbers, so a re-install resumes above them. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Keep @s's lease ahead of @seq, the last number the dataplane reported sent:
+ * once half of it is used, a new one of a few seconds of traffic is recorded
+ * in the shadow and then granted (@asked: the dataplane said half is used, so
+ * any extension helps). @dp_limit is the dataplane's own limit (0 if unknown);
+ * a dataplane behind the shadow is brought up to it. Mutex held.
+ */
+static void lease_renew(private_dpsec_ipsec_t *this, dpsec_shadow_sa_t *s, uint64_t seq,
+			uint64_t dp_limit, bool asked)
+{
+	Dpsec__Request req = DPSEC__REQUEST__INIT;
+	Dpsec__SaLease l = DPSEC__SA_LEASE__INIT;
+	Dpsec__SaId id = DPSEC__SA_ID__INIT;
+	Dpsec__Reply *rep;
+	uint64_t len = lease_len(this, s);
+
+	if (s->req->dir != DPSEC__DIR__DIR_OUT || !s->installed)
+		return;
+	if (seq + (asked ? len : len / 2) >= s->seq_lease) {
+		uint64_t limit = seq_cap(s->req, seq + len);
+
+		if (limit > s->seq_lease) {
+			s->seq_lease = limit;
+			s->req->has_seq_limit = TRUE;
+			s->req->seq_limit = limit;
+		}
+	} else if (dp_limit == 0 || dp_limit >= s->seq_lease) {
+		return;
+	}
+	id.dst = s->req->dst;
+	id.proto = s->req->proto;
+	id.spi = s->req->spi;
+	l.id = &id;
+	l.seq_limit = s->seq_lease;
+	req.body_case = DPSEC__REQUEST__BODY_SA_LEASE;
+	req.sa_lease = &l;
+	/* a resync on the way installs the recorded lease anyway */
+	if (dp_call(this, &req, &rep)) {
+		if (rep->code != DPSEC__CODE__OK)
+			DBG1(DBG_KNL, "dpsec: dataplane refused the lease of SA %.8x: %s: %s",
+			     id.spi, chan_code_name(rep->code), reason(rep));
+		chan_reply_free(rep);
+	}
+}
+
+/* The dataplane used half of an SA's lease: renew it now, not at the next poll. */
+static void on_lease(private_dpsec_ipsec_t *this, const Dpsec__Lease *l)
+{
+	dpsec_shadow_sa_t *s;
+
+	this->mutex->lock(this->mutex);
+	s = l->sa ? this->shadow->get_sa(this->shadow, l->sa) : NULL;
+	if (s) {
+		if (l->seq_out > s->seq_out)
+			s->seq_out = l->seq_out;
+		lease_renew(this, s, l->seq_out, l->seq_limit, TRUE);
+	}
+	this->mutex->unlock(this->mutex);
+}
+
+/* What one SA's counters say: traffic for charon, sequence numbers for resync. */
+static void poll_one(private_dpsec_ipsec_t *this, dpsec_shadow_sa_t *s, const Dpsec__SaInfo *info)
+{
+	int64_t now = now_ms();
+
+	s->bytes = info->bytes;
+	s->packets = info->packets;
+	if (info->has_seq_in && info->seq_in > s->seq_in)
+		s->seq_in = info->seq_in;
+	if (!info->has_seq_out)
+		return;
+	if (info->seq_out > s->seq_out)
+		s->seq_out = info->seq_out;
+	if (s->rate_ms && now > s->rate_ms && info->seq_out >= s->rate_seq)
+		s->rate = (info->seq_out - s->rate_seq) * 1000 / (uint64_t)(now - s->rate_ms);
+	s->rate_seq = info->seq_out;
+	s->rate_ms = now;
+	lease_renew(this, s, info->seq_out, info->sa->has_seq_limit ? info->sa->seq_limit : 0,
+		    FALSE);
+}
+
+/* Read every SA's counters: outbound leases renewed, inbound replay floors kept. */
 static void poll_seq(private_dpsec_ipsec_t *this)
 {
 	linked_list_t *ids = linked_list_create();
@@ -1244,8 +1500,6 @@ static void poll_seq(private_dpsec_ipsec_t *this)
 	if (this->synced && this->reachable) {
 		enumerator = this->shadow->create_sa_enumerator(this->shadow);
 		while (enumerator->enumerate(enumerator, &s)) {
-			if (s->req->dir != DPSEC__DIR__DIR_OUT)
-				continue;
 			id = malloc(sizeof(*id));
 			dpsec__sa_id__init(id);
 			id->proto = s->req->proto;
@@ -1270,12 +1524,8 @@ static void poll_seq(private_dpsec_ipsec_t *this)
 		s = this->shadow->get_sa(this->shadow, id);
 		if (s && this->synced && dp_call(this, &req, &rep)) {
 			s = this->shadow->get_sa(this->shadow, id);
-			if (s && rep->code == DPSEC__CODE__OK && rep->n_sas == 1) {
-				s->bytes = rep->sas[0]->bytes;
-				s->packets = rep->sas[0]->packets;
-				if (rep->sas[0]->has_seq_out && rep->sas[0]->seq_out > s->seq_out)
-					s->seq_out = rep->sas[0]->seq_out;
-			}
+			if (s && rep->code == DPSEC__CODE__OK && rep->n_sas == 1)
+				poll_one(this, s, rep->sas[0]);
 			chan_reply_free(rep);
 		}
 		this->mutex->unlock(this->mutex);
@@ -1287,14 +1537,6 @@ static void poll_seq(private_dpsec_ipsec_t *this)
 		free(id);
 	}
 	ids->destroy(ids);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void *event_main(private_dpsec_ipsec_t *this)
@@ -1373,8 +1615,10 @@ dpsec_ipsec_t *dpsec_ipsec_create(void)
 						    DEFAULT_HEARTBEAT_MS, lib->ns),
 	     .seq_poll_ms = lib->settings->get_int(lib->settings, "%s.plugins.dpsec.seq_poll",
 						   DEFAULT_SEQ_POLL_MS, lib->ns),
-	     .seq_margin = (uint64_t)lib->settings->get_int(
-		 lib->settings, "%s.plugins.dpsec.seq_margin", DEFAULT_SEQ_MARGIN, lib->ns),
+	     .lease_min = (uint64_t)lib->settings->get_int(
+		 lib->settings, "%s.plugins.dpsec.seq_lease", DEFAULT_LEASE_MIN, lib->ns),
+	     .lease_s = (uint64_t)lib->settings->get_int(
+		 lib->settings, "%s.plugins.dpsec.seq_lease_time", DEFAULT_LEASE_S, lib->ns),
 	     .spi_min = (uint32_t)lib->settings->get_int(lib->settings, "%s.spi_min",
 							 (int)SPI_MIN_DEFAULT, lib->ns),
 	     .spi_max = (uint32_t)lib->settings->get_int(lib->settings, "%s.spi_max",
@@ -1385,6 +1629,10 @@ dpsec_ipsec_t *dpsec_ipsec_create(void)
 		this->spi_max = this->spi_min;
 	if (this->timeout_ms <= 0)
 		this->timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (this->lease_min < 1024)
+		this->lease_min = 1024;
+	if (this->lease_s == 0)
+		this->lease_s = DEFAULT_LEASE_S;
 
 	this->events = chan_client_open(this->endpoint, err, sizeof(err));
 	if (!this->events) {

@@ -29,6 +29,16 @@ struct dpsec_shadow_sa_t {
 	Dpsec__SaAdd *req;
 	/* last outbound sequence number the dataplane reported */
 	uint64_t seq_out;
+	/* outbound: the dataplane may send up to here (its lease); recorded before
+	 * it is granted, so a re-install resumes above anything ever sent */
+	uint64_t seq_lease;
+	/* outbound: sequence numbers per second between the last two polls */
+	uint64_t rate, rate_seq;
+	int64_t rate_ms;
+	/* inbound: highest sequence number the dataplane reported accepting */
+	uint64_t seq_in;
+	/* a dataplane has held it (else nothing was ever sent with it) */
+	bool installed;
 	/* counters of the current dataplane, and what earlier epochs counted */
 	uint64_t bytes, packets;
 	uint64_t base_bytes, base_packets;

@@ -453,6 +453,11 @@ void ctl_print_event(const Dpsec__Event *ev, FILE *out)
 			q->sel ? gram_prefix_fmt(q->sel->dst, d, sizeof(d)) : "?");
 		break;
 	}
+	case DPSEC__EVENT__BODY_LEASE:
+		fprintf(out, "lease %s seq-out %" PRIu64 " seq-limit %" PRIu64 "\n",
+			fmt_said(id, sizeof(id), ev->lease->sa), ev->lease->seq_out,
+			ev->lease->seq_limit);
+		break;
 	case DPSEC__EVENT__BODY_MAPPING:
 		fprintf(out, "mapping %s new-addr %s new-port %u\n",
 			fmt_said(id, sizeof(id), ev->mapping->sa),

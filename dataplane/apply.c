@@ -243,12 +243,18 @@ static void apply_spi_alloc(const Dpsec__SpiAlloc *m, Dpsec__Reply *rep)
 
 static void apply_flush(const Dpsec__Flush *f, Dpsec__Reply *rep)
 {
-	if (f->what == DPSEC__FLUSH__WHAT__SA)
-		sad_flush();
-	else if (f->what == DPSEC__FLUSH__WHAT__POLICY)
-		spd_flush();
-	else
+	char err[256];
+	int rc;
+
+	if (f->what == DPSEC__FLUSH__WHAT__SA) {
+		sad_flush(f->owner);
+	} else if (f->what == DPSEC__FLUSH__WHAT__POLICY) {
+		rc = spd_flush(f->owner, err, sizeof(err));
+		if (rc != 0)
+			chan_reply_error(rep, code_of(rc), "policy flush: %s", err);
+	} else {
 		chan_reply_error(rep, DPSEC__CODE__EINVAL, "flush: unknown table %d", f->what);
+	}
 }
 
 void apply_request(const Dpsec__Request *req, Dpsec__Reply *rep, void *ctx)
@@ -283,6 +289,9 @@ void apply_request(const Dpsec__Request *req, Dpsec__Reply *rep, void *ctx)
 		break;
 	case DPSEC__REQUEST__BODY_SA_UPDATE:
 		result(sad_update(req->sa_update, err, sizeof(err)), err, rep);
+		break;
+	case DPSEC__REQUEST__BODY_SA_LEASE:
+		result(sad_lease(req->sa_lease, err, sizeof(err)), err, rep);
 		break;
 	case DPSEC__REQUEST__BODY_SPI_ALLOC:
 		apply_spi_alloc(req->spi_alloc, rep);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_bus_vdev.h>
@@ -30,6 +31,10 @@ struct rte_mempool *crypto_op_pool;
 
 static struct rte_mempool *session_pool;
 static enum crypto_mode mode = CRYPTO_MODE_AUTO;
+static struct rte_crypto_op **worker_ops; /* [n_workers][CRYPTO_WORKER_OPS] */
+static unsigned n_worker_ops;
+static const char *mb_name; /* "ipsec-mb <arch>", the display name of the direct path */
+static char mb_name_buf[32];
 static bool dev_used[CRYPTO_DEV_MAX];
 static unsigned n_dev_used;
 
@@ -217,6 +222,25 @@ int crypto_init(unsigned n_workers, char *err, size_t errlen)
 			rte_cryptodev_name_get(d), dev_driver(d),
 			has_cpu_crypto(d) ? ", cpu-crypto" : "");
 	}
+	worker_ops = calloc((size_t)n_workers * CRYPTO_WORKER_OPS, sizeof(*worker_ops));
+	if (worker_ops == NULL ||
+	    rte_crypto_op_bulk_alloc(crypto_op_pool, RTE_CRYPTO_OP_TYPE_SYMMETRIC, worker_ops,
+				     n_workers * CRYPTO_WORKER_OPS) == 0) {
+		free(worker_ops);
+		worker_ops = NULL;
+		snprintf(err, errlen, "crypto ops for the workers: out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	n_worker_ops = n_workers * CRYPTO_WORKER_OPS;
+	if (ipsecmb_init(n_workers, err, errlen) == 0) {
+		snprintf(mb_name_buf, sizeof(mb_name_buf), "ipsec-mb %s", ipsecmb_arch());
+		mb_name = mb_name_buf;
+		RTE_LOG(INFO, USER1, "dpsec: intel-ipsec-mb %s (%s) runs ESP crypto directly\n",
+			imb_get_version_str(), ipsecmb_arch());
+	} else {
+		RTE_LOG(WARNING, USER1, "dpsec: %s; ESP crypto goes through cryptodevs\n", err);
+	}
 	return 0;
 fail:
 	crypto_fini();
@@ -232,6 +256,13 @@ void crypto_fini(void)
 		dev_used[d] = false;
 	}
 	n_dev_used = 0;
+	ipsecmb_fini();
+	mb_name = NULL;
+	if (worker_ops != NULL)
+		rte_mempool_put_bulk(crypto_op_pool, (void **)worker_ops, n_worker_ops);
+	free(worker_ops);
+	worker_ops = NULL;
+	n_worker_ops = 0;
 	rte_mempool_free(crypto_op_pool);
 	rte_mempool_free(session_pool);
 	crypto_op_pool = NULL;
@@ -243,8 +274,30 @@ void crypto_set_mode(enum crypto_mode m)
 	mode = m;
 }
 
+int crypto_mode_parse(const char *s, enum crypto_mode *m)
+{
+	static const char *const names[] = {
+		[CRYPTO_MODE_AUTO] = "auto",
+		[CRYPTO_MODE_CPU] = "cpu",
+		[CRYPTO_MODE_LOOKASIDE] = "lookaside",
+	};
+
+	for (size_t i = 0; i < RTE_DIM(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*m = (enum crypto_mode)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+struct rte_crypto_op **crypto_worker_ops(unsigned worker)
+{
+	return &worker_ops[(size_t)worker * CRYPTO_WORKER_OPS];
+}
+
 int crypto_session_create(struct rte_crypto_sym_xform *xf, struct rte_ipsec_session *ss,
-			  const char **dev_name, char *err, size_t errlen)
+			  struct ipsecmb_sa *mb, const char **dev_name, char *err,
+			  size_t errlen)
 {
 	bool gcm =
 	    xf->type == RTE_CRYPTO_SYM_XFORM_AEAD && xf->aead.algo == RTE_CRYPTO_AEAD_AES_GCM;
@@ -275,9 +328,18 @@ int crypto_session_create(struct rte_crypto_sym_xform *xf, struct rte_ipsec_sess
 	}
 	ss->crypto.ses = ses;
 	ss->crypto.dev_id = best;
-	ss->type = mode == CRYPTO_MODE_AUTO && has_cpu_crypto(best)
-		       ? RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO
-		       : RTE_SECURITY_ACTION_TYPE_NONE;
+	/*
+	 * Where ipsec-mb would run it anyway, run it directly: rte_ipsec still
+	 * needs the session (it checks it and prepares lookaside ops for it).
+	 */
+	mb->kind = IPSECMB_NONE;
+	if (mode == CRYPTO_MODE_AUTO && mb_name != NULL && best_rank >= 2 && best_rank <= 3 &&
+	    ipsecmb_sa_init(mb, xf))
+		ss->type = RTE_SECURITY_ACTION_TYPE_NONE;
+	else
+		ss->type = mode != CRYPTO_MODE_LOOKASIDE && has_cpu_crypto(best)
+				   ? RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO
+				   : RTE_SECURITY_ACTION_TYPE_NONE;
 	rc = rte_ipsec_session_prepare(ss);
 	if (rc != 0 && ss->type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO) {
 		/* rte_ipsec refuses CPU crypto for some algorithms; lookaside always works */
@@ -285,13 +347,14 @@ int crypto_session_create(struct rte_crypto_sym_xform *xf, struct rte_ipsec_sess
 		rc = rte_ipsec_session_prepare(ss);
 	}
 	if (rc != 0) {
+		ipsecmb_sa_wipe(mb);
 		rte_cryptodev_sym_session_free(best, ses);
 		ss->crypto.ses = NULL;
 		snprintf(err, errlen, "rte_ipsec_session_prepare: %s", strerror(-rc));
 		return rc;
 	}
 	if (dev_name != NULL)
-		*dev_name = dev_driver(best);
+		*dev_name = mb->kind != IPSECMB_NONE ? mb_name : dev_driver(best);
 	return 0;
 }
 

@@ -108,10 +108,31 @@ static void run_lookaside(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsi
 	st->prep = k;
 }
 
+/* intel-ipsec-mb on the ops rte_ipsec prepared for a cryptodev that never sees them. */
+static void run_mb(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		   struct stage *st)
+{
+	struct rte_crypto_op **cop = crypto_worker_ops(worker);
+
+	RTE_BUILD_BUG_ON(ESP_BURST_MAX > CRYPTO_WORKER_OPS);
+	for (uint16_t i = 0; i < n; i++)
+		mb[i]->ol_flags &= ~RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED;
+	st->prep = rte_ipsec_pkt_crypto_prepare(&sa->ss, mb, cop, n);
+	st->proc = st->prep;
+	if (st->prep == 0) {
+		st->ok = 0;
+		return;
+	}
+	ipsecmb_process(worker, &sa->mb, cop, st->prep);
+	st->ok = rte_ipsec_pkt_process(&sa->ss, mb, st->prep);
+}
+
 static inline void run(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
 		       struct stage *st)
 {
-	if (likely(sa->ss.type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO))
+	if (likely(sa->mb.kind != IPSECMB_NONE))
+		run_mb(sa, mb, n, worker, st);
+	else if (likely(sa->ss.type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO))
 		run_cpu(sa, mb, n, st);
 	else
 		run_lookaside(sa, mb, n, worker, st);
@@ -233,9 +254,31 @@ static inline enum sa_drop prepare_reason(const struct sa *sa, const struct rte_
 	return SA_DROP_REPLAY;
 }
 
+/*
+ * The 64-bit number of an accepted packet from its 32 bits on the wire: the
+ * window rte_ipsec just checked it against is near the highest seen, so a low
+ * half far below that one's has wrapped (RFC 4303 appendix A, simplified).
+ */
+static inline void seq_seen(struct sa_counters *c, const struct sa *sa, uint32_t lo)
+{
+	uint64_t top = RTE_MAX(c->seq_in, sa->seq_in_base), v;
+
+	if (!sa->esn) {
+		v = lo;
+	} else {
+		v = (top & ~(uint64_t)UINT32_MAX) | lo;
+		if (v + (1ull << 31) < top)
+			v += 1ull << 32;
+	}
+	if (v > c->seq_in)
+		c->seq_in = v;
+}
+
 static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
 {
 	struct sa_counters *c = &sa->cnt[worker];
+	struct rte_mbuf *orig[ESP_BURST_MAX];
+	uint32_t sq[ESP_BURST_MAX];
 	uint8_t bad[ESP_BURST_MAX];
 	struct stage st;
 	uint64_t bytes = 0;
@@ -249,7 +292,20 @@ static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, 
 	}
 	k = nb ? partition(mb, bad, n) : n;
 	c->drops[SA_DROP_OTHER] += n - k;
+	for (uint16_t i = 0; i < k; i++) {
+		const struct rte_esp_hdr *esp =
+		    rte_pktmbuf_mtod_offset(mb[i], const struct rte_esp_hdr *, mb[i]->l3_len);
+
+		orig[i] = mb[i];
+		sq[i] = rte_be_to_cpu_32(esp->seq);
+	}
 	run(sa, mb, k, worker, &st);
+	/* good packets keep their relative order: the highest accepted number, for resync */
+	for (uint16_t i = 0, j = 0; i < st.ok; i++) {
+		while (orig[j] != mb[i])
+			j++;
+		seq_seen(c, sa, sq[j]);
+	}
 
 	for (uint16_t i = st.ok; i < st.proc; i++) {
 		const struct rte_mbuf *m = mb[i];
@@ -335,11 +391,37 @@ static inline uint16_t within_limits(struct sa *sa, struct rte_mbuf *mb[], uint1
 	return k;
 }
 
+/*
+ * Take sequence numbers for @n packets from the SA's lease: never more than
+ * dpsec-ike has recorded, so a restarted dataplane can resume above every one
+ * ever sent (a reused sequence number is a reused AES-GCM nonce). The count is
+ * an upper bound of what rte_ipsec consumes; several workers share it atomically,
+ * as rte_ipsec shares its own counter.
+ */
+static inline uint16_t lease_take(struct sa *sa, uint16_t n, unsigned worker)
+{
+	uint64_t max = __atomic_load_n(&sa->seq_max, __ATOMIC_ACQUIRE), t;
+	uint16_t k;
+
+	if (sad_workers > 1) {
+		t = __atomic_fetch_add(&sa->seq_taken, n, __ATOMIC_RELAXED);
+	} else {
+		t = sa->seq_taken;
+		__atomic_store_n(&sa->seq_taken, t + n, __ATOMIC_RELAXED);
+	}
+	if (likely(t + n <= max))
+		return n;
+	k = t >= max ? 0 : (uint16_t)(max - t);
+	sa->cnt[worker].drops[SA_DROP_LEASE] += n - k;
+	return k;
+}
+
 uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
 {
 	if (unlikely(n == 0 || expired(sa, n, worker)))
 		return 0;
 	n = within_limits(sa, mb, n, worker);
+	n = n ? lease_take(sa, n, worker) : 0;
 	return n ? split(outbound_burst, sa, mb, n, worker) : 0;
 }
 

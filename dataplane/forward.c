@@ -19,14 +19,17 @@ void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, c
 	struct neigh_key keys[WORKER_BURST];
 	const void *kp[WORKER_BURST];
 	struct rte_mbuf *out[WORKER_BURST];
-	const struct fib_nexthop *nhs[WORKER_BURST];
+	uint16_t oport[WORKER_BURST];
+	uint8_t slot[WORKER_BURST]; /* out[i]'s key in keys[] */
 	void *data[WORKER_BURST];
-	uint64_t hits = 0;
-	uint16_t m = 0;
+	uint64_t hits = 0, last = UINT64_MAX;
+	uint16_t m = 0, nk = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *p = pkts[i];
 		const struct fib_nexthop *nh;
+		uint32_t addr;
+		uint64_t id;
 
 		if (unlikely(!(hop[i] & RTE_LPM_LOOKUP_SUCCESS))) {
 			tx_drop(w, in_port, p, STATS_DROP_NO_ROUTE);
@@ -37,32 +40,37 @@ void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, c
 			tap_punt(w, in_port, p);
 			continue;
 		}
-		if (nh->kind == FIB_NH_GATEWAY) {
-			uint32_t gw;
-
-			__builtin_memcpy(&gw, nh->gw, 4);
-			neigh_key4(&keys[m], nh->port, gw);
-		} else {
-			neigh_key4(&keys[m], nh->port, forward_ip4(p)->dst_addr);
+		if (nh->kind == FIB_NH_GATEWAY)
+			__builtin_memcpy(&addr, nh->gw, 4);
+		else
+			addr = forward_ip4(p)->dst_addr;
+		/* A burst mostly goes to one next hop (the peer gateway, a router):
+		 * look each run of equal neighbours up once. */
+		id = (uint64_t)nh->port << 32 | addr;
+		if (id != last) {
+			neigh_key4(&keys[nk], nh->port, addr);
+			kp[nk] = &keys[nk];
+			nk++;
+			last = id;
 		}
-		kp[m] = &keys[m];
-		nhs[m] = nh;
+		slot[m] = (uint8_t)(nk - 1);
+		oport[m] = nh->port;
 		out[m++] = p;
 	}
 	if (m == 0)
 		return;
-	rte_hash_lookup_bulk_data(neigh_table, kp, m, &hits, data);
+	rte_hash_lookup_bulk_data(neigh_table, kp, nk, &hits, data);
 
 	for (uint16_t i = 0; i < m; i++) {
 		struct rte_mbuf *p = out[i];
 		struct rte_ether_hdr *eth = rte_pktmbuf_mtod(p, struct rte_ether_hdr *);
-		uint16_t port = nhs[i]->port;
+		uint16_t port = oport[i];
+		uint8_t k = slot[i];
 
-		if (unlikely(!((hits >> i) & 1) ||
-			     !neigh_mac((uintptr_t)data[i], &eth->dst_addr))) {
+		if (unlikely(!((hits >> k) & 1) || !neigh_mac((uintptr_t)data[k], &eth->dst_addr))) {
 			uint32_t addr;
 
-			__builtin_memcpy(&addr, keys[i].addr, 4);
+			__builtin_memcpy(&addr, keys[k].addr, 4);
 			upcall_resolve4(w, port, addr);
 			tx_drop(w, in_port, p, STATS_DROP_NEIGH_MISS);
 			continue;

@@ -65,7 +65,10 @@ static void usage(FILE *f)
 		   "  --ctl ENDPOINT       control channel (default " CHAN_DEFAULT_ENDPOINT ")\n"
 		   "  --idle-sleep-us N    longest nap of an idle worker, 0 = busy poll "
 		   "(default 1000)\n"
-		   "  --mbufs N            packet buffers (default 16383)\n");
+		   "  --mbufs N            packet buffers (default 16383)\n"
+		   "  --crypto MODE        auto (intel-ipsec-mb called directly where it\n"
+		   "                       runs the algorithm), cpu (cryptodev CPU crypto) or\n"
+		   "                       lookaside (cryptodev queues); default auto\n");
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -88,6 +91,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "ctl", required_argument, NULL, 'C' },
 		{ "idle-sleep-us", required_argument, NULL, 'i' },
 		{ "mbufs", required_argument, NULL, 'm' },
+		{ "crypto", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -116,6 +120,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			break;
+		case 'x': {
+			enum crypto_mode mode;
+
+			if (crypto_mode_parse(optarg, &mode) != 0) {
+				fprintf(stderr,
+					"dpsec-dataplane: bad --crypto \"%s\" (auto, cpu, lookaside)\n",
+					optarg);
+				return -1;
+			}
+			crypto_set_mode(mode);
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			exit(0);

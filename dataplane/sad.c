@@ -48,7 +48,8 @@ unsigned sad_workers;
 
 static const char *const drop_names[SA_DROP_MAX] = {
     [SA_DROP_AUTH] = "auth",	 [SA_DROP_REPLAY] = "replay",	[SA_DROP_TRAILER] = "trailer",
-    [SA_DROP_POLICY] = "policy", [SA_DROP_EXPIRED] = "expired", [SA_DROP_OTHER] = "other",
+    [SA_DROP_POLICY] = "policy", [SA_DROP_EXPIRED] = "expired", [SA_DROP_LEASE] = "lease",
+    [SA_DROP_OTHER] = "other",
 };
 
 static int addr_family(size_t len);
@@ -173,7 +174,7 @@ void sad_fini(void)
 {
 	if (sad_hash == NULL)
 		return;
-	sad_flush();
+	sad_flush(NULL);
 	if (sad_dq != NULL) {
 		/* Only at shutdown: every worker has stopped reading by now. */
 		while (rte_rcu_qsbr_dq_delete(sad_dq) != 0)
@@ -462,6 +463,14 @@ static int validate(const Dpsec__SaAdd *m, int *af, char *err, size_t errlen)
 		snprintf(err, errlen, "encap udp ports must be 1-65535");
 		return -EINVAL;
 	}
+	if (m->owner != NULL && strlen(m->owner) >= SAD_OWNER_MAX) {
+		snprintf(err, errlen, "owner longer than %d characters", SAD_OWNER_MAX - 1);
+		return -EINVAL;
+	}
+	if (m->has_seq_limit && m->dir != DPSEC__DIR__DIR_OUT) {
+		snprintf(err, errlen, "seq-limit is only for outbound SAs");
+		return -EINVAL;
+	}
 	if (m->has_seq_out && !m->esn && m->seq_out >= UINT32_MAX) {
 		snprintf(err, errlen, "seq_out %llu leaves no 32-bit sequence numbers",
 			 (unsigned long long)m->seq_out);
@@ -499,6 +508,14 @@ static void sa_geometry(struct sa *sa, const struct rte_crypto_sym_xform *xf)
 		sa->iv_len = 0;
 		sa->pad_align = 4;
 	}
+}
+
+/* How many sequence numbers from seq_first on the lease up to @limit allows. */
+static uint64_t lease_count(const struct sa *sa, bool has_limit, uint64_t limit)
+{
+	if (!has_limit || sa->inbound)
+		return SAD_NO_LEASE;
+	return limit >= sa->seq_first ? limit - sa->seq_first + 1 : 0;
 }
 
 static void lifetime_copy(const Dpsec__Lifetime *l, struct sa *sa)
@@ -564,6 +581,15 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	if (!inbound)
 		b.prm.ipsec_xform.esn.value = (m->has_seq_out ? m->seq_out : 0) + 1;
 	/*
+	 * Inbound, it takes the right edge of the replay window. One window above
+	 * seq_in, everything up to seq_in is outside it: a resynced SA refuses
+	 * what it (or its predecessor) may already have accepted.
+	 */
+	if (inbound && m->has_seq_in)
+		b.prm.ipsec_xform.esn.value =
+		    m->seq_in + (b.prm.ipsec_xform.replay_win_sz ? b.prm.ipsec_xform.replay_win_sz + 1
+								 : 0);
+	/*
 	 * Several workers may send on one outbound SA (RSS spreads the inner
 	 * flows), so outbound sequence numbers are taken atomically. Inbound SAs
 	 * are fed by one worker each (RSS hashes the outer addresses), which keeps
@@ -604,6 +630,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	sa_geometry(sa, b.prm.crypto_xform);
 	sa->inbound = inbound;
 	sa->reqid = m->has_reqid ? m->reqid : 0;
+	snprintf(sa->owner, sizeof(sa->owner), "%s", m->owner ? m->owner : "");
 	sa->natt = m->encap != NULL;
 	sa->family = (uint8_t)af;
 	if (sa->natt) {
@@ -620,6 +647,8 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	sa->replay_window = b.prm.ipsec_xform.replay_win_sz;
 	sa->esn = b.prm.ipsec_xform.options.esn;
 	sa->seq_first = b.prm.ipsec_xform.esn.value;
+	sa->seq_in_base = inbound && m->has_seq_in ? m->seq_in : 0;
+	sa->seq_max = lease_count(sa, m->has_seq_limit, m->seq_limit);
 	lifetime_copy(m->lifetime, sa);
 	sa->add_tsc = rte_get_timer_cycles();
 	sa->params_len = dpsec__sa_add__get_packed_size(m);
@@ -635,6 +664,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		sa->cnt[0].bytes = sad_carry->t.bytes;
 		sa->cnt[0].packets = sad_carry->t.packets;
 		sa->cnt[0].last_tsc = sad_carry->t.last_tsc;
+		memcpy(sa->cnt[0].drops, sad_carry->t.drops, sizeof(sa->cnt[0].drops));
 		sa->add_tsc = sad_carry->add_tsc;
 		sa->expired_soft = sad_carry->expired_soft;
 	}
@@ -731,6 +761,16 @@ int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
 	if (!old->inbound) {
 		m->has_seq_out = true;
 		m->seq_out = old->seq_first - 1 + carry.t.seq_used;
+		/* the lease as it stands now, not as it was at install */
+		m->has_seq_limit = old->seq_max != SAD_NO_LEASE;
+		if (m->has_seq_limit)
+			m->seq_limit = old->seq_first - 1 + old->seq_max;
+		if (m->has_seq_limit && m->seq_limit < m->seq_out)
+			m->seq_limit = m->seq_out; /* used up: the new record stays stopped */
+	} else {
+		/* the new window starts above what the old one accepted: no replays */
+		m->has_seq_in = true;
+		m->seq_in = RTE_MAX(old->seq_in_base, carry.t.seq_in);
 	}
 	moved = u->has_new_dst && memcmp(u->new_dst.data, old->dst, u->new_dst.len) != 0;
 	m->has_replace = true;
@@ -764,12 +804,13 @@ int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen)
 	return rc;
 }
 
-void sad_flush(void)
+void sad_flush(const char *owner)
 {
 	const void *key;
 	void *data;
 	uint32_t next = 0, n = 0;
 	struct sa **all;
+	bool some = owner != NULL && owner[0] != '\0';
 
 	if (sad_hash == NULL || rte_hash_count(sad_hash) == 0)
 		return;
@@ -778,7 +819,8 @@ void sad_flush(void)
 	if (all == NULL)
 		return;
 	while (rte_hash_iterate(sad_hash, &key, &data, &next) >= 0)
-		all[n++] = data;
+		if (!some || strcmp(((struct sa *)data)->owner, owner) == 0)
+			all[n++] = data;
 	for (uint32_t i = 0; i < n; i++) {
 		int32_t pos = rte_hash_del_key(sad_hash, &all[i]->key);
 
@@ -798,6 +840,7 @@ static void sum_counters(const struct sa *sa, struct sa_counters *t)
 		t->bytes += c->bytes;
 		t->packets += c->packets;
 		t->seq_used += c->seq_used;
+		t->seq_in = RTE_MAX(t->seq_in, c->seq_in);
 		t->last_tsc = RTE_MAX(t->last_tsc, c->last_tsc);
 		t->seq_exhausted |= c->seq_exhausted;
 		for (unsigned r = 0; r < SA_DROP_MAX; r++)
@@ -814,6 +857,7 @@ struct info_blob {
 	Dpsec__Counter drops[SA_DROP_MAX];
 	Dpsec__Counter *dropp[SA_DROP_MAX];
 	uint8_t src[16], dst[16];
+	char owner[SAD_OWNER_MAX];
 };
 
 static Dpsec__SaInfo *info_make(const struct sa *sa, uint64_t now_tsc, time_t now)
@@ -849,6 +893,12 @@ static Dpsec__SaInfo *info_make(const struct sa *sa, uint64_t now_tsc, time_t no
 	b->add.esn = sa->esn;
 	b->add.has_reqid = sa->reqid != 0;
 	b->add.reqid = sa->reqid;
+	if (sa->owner[0] != '\0') {
+		memcpy(b->owner, sa->owner, sizeof(b->owner));
+		b->add.owner = b->owner;
+	}
+	b->add.has_seq_limit = !sa->inbound && sa->seq_max != SAD_NO_LEASE;
+	b->add.seq_limit = sa->seq_first - 1 + sa->seq_max;
 	if (sa->natt) {
 		dpsec__encap__init(&b->encap);
 		b->encap.sport = sa->sport;
@@ -883,6 +933,10 @@ static Dpsec__SaInfo *info_make(const struct sa *sa, uint64_t now_tsc, time_t no
 	if (!sa->inbound) {
 		b->info.has_seq_out = true;
 		b->info.seq_out = sa->seq_first - 1 + t.seq_used;
+	}
+	if (sa->inbound) {
+		b->info.has_seq_in = true;
+		b->info.seq_in = RTE_MAX(sa->seq_in_base, t.seq_in);
 	}
 	b->info.has_expired_soft = b->info.has_expired_hard = true;
 	b->info.expired_soft = sa->expired_soft;
@@ -948,7 +1002,53 @@ static bool limits_hit(const struct sa_lifetime *l, const struct sa_counters *t,
 	       (l->seconds != 0 && secs >= l->seconds);
 }
 
-void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, void *arg)
+/*
+ * Ask for more sequence numbers once half of the current lease is used, so
+ * dpsec-ike extends it long before packets would be dropped for want of one.
+ */
+static void check_lease(struct sa *sa, sad_lease_cb cb, void *arg)
+{
+	uint64_t max = __atomic_load_n(&sa->seq_max, __ATOMIC_RELAXED);
+	uint64_t taken = __atomic_load_n(&sa->seq_taken, __ATOMIC_RELAXED);
+	struct sa_counters t;
+
+	if (sa->inbound || max == SAD_NO_LEASE || sa->lease_asked)
+		return;
+	if (taken < max && max - taken > (max - RTE_MIN(sa->lease_base, max)) / 2)
+		return;
+	sa->lease_asked = true;
+	sum_counters(sa, &t);
+	if (cb != NULL)
+		cb(sa, sa->seq_first - 1 + t.seq_used, sa->seq_first - 1 + max, arg);
+}
+
+int sad_lease(const Dpsec__SaLease *l, char *err, size_t errlen)
+{
+	char idbuf[96];
+	struct sa *sa;
+	uint64_t max;
+
+	if (l->id == NULL || (sa = sad_find(l->id)) == NULL) {
+		snprintf(err, errlen, "no SA %s",
+			 l->id ? id_fmt(&l->id->dst, l->id->spi, idbuf, sizeof(idbuf)) : "given");
+		return -ENOENT;
+	}
+	if (sa->inbound) {
+		snprintf(err, errlen, "SA %s is inbound: leases are for outbound sequence numbers",
+			 id_fmt(&l->id->dst, l->id->spi, idbuf, sizeof(idbuf)));
+		return -EINVAL;
+	}
+	max = lease_count(sa, true, l->seq_limit);
+	/* a late grant (resync raced it) must not take back numbers a newer one gave */
+	if (sa->seq_max != SAD_NO_LEASE && max <= sa->seq_max)
+		return 0;
+	sa->lease_base = __atomic_load_n(&sa->seq_taken, __ATOMIC_RELAXED);
+	sa->lease_asked = false;
+	__atomic_store_n(&sa->seq_max, max, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, sad_lease_cb lease, void *arg)
 {
 	const void *key;
 	void *data;
@@ -987,6 +1087,7 @@ void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, void *arg)
 			if (cb != NULL)
 				cb(sa, false, arg);
 		}
+		check_lease(sa, lease, arg);
 	}
 }
 

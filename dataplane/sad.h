@@ -30,6 +30,8 @@
 #define SAD_ENTRIES_MAX	    65536
 #define SAD_REPLAY_WIN_MAX  4096
 #define SAD_LOOKUP_BULK_MAX 64 /* what rte_hash_lookup_bulk accepts at once */
+#define SAD_OWNER_MAX	    16 /* owner names, with the NUL */
+#define SAD_NO_LEASE	    UINT64_MAX
 
 /* Why a packet was dropped by an SA; one counter each, per worker. */
 enum sa_drop {
@@ -38,6 +40,7 @@ enum sa_drop {
 	SA_DROP_TRAILER, /* bad padding, pad length or next header */
 	SA_DROP_POLICY,	 /* inner packet not allowed by the inbound policy (caller counts) */
 	SA_DROP_EXPIRED, /* hard lifetime reached or sequence numbers exhausted */
+	SA_DROP_LEASE,	 /* outbound: sequence lease used up, dpsec-ike has not extended it */
 	SA_DROP_OTHER,	 /* malformed, no room, crypto device refused */
 	SA_DROP_MAX
 };
@@ -48,6 +51,7 @@ struct sa_counters {
 	uint64_t packets;
 	uint64_t last_tsc; /* last successful packet, timer cycles */
 	uint64_t seq_used; /* outbound sequence numbers this worker consumed */
+	uint64_t seq_in;   /* inbound: highest sequence number this worker accepted */
 	uint64_t drops[SA_DROP_MAX];
 	bool seq_exhausted; /* rte_ipsec refused to wrap the sequence number */
 } __rte_cache_aligned;
@@ -76,6 +80,9 @@ struct sa {
 	uint16_t sport, dport;		    /* NAT-T ports, host order */
 	uint8_t iv_len, icv_len, pad_align; /* ESP geometry, for drop reasons */
 	uint32_t reqid;			    /* the tunnel's SAs across rekeys; 0 = this SA alone */
+	/* outbound: sequence numbers this SA may use in all (its lease), SAD_NO_LEASE
+	 * for none; written by the control thread, read atomically */
+	uint64_t seq_max;
 
 	/* control thread only */
 	struct sa_key key;
@@ -90,10 +97,18 @@ struct sa {
 	struct sa_lifetime soft, hard;
 	uint64_t add_tsc;
 	uint64_t seq_first; /* first outbound sequence number */
+	uint64_t seq_in_base; /* inbound: the seq-in it was installed with */
 	const char *dev_name;
 	struct rte_ipsec_sa *ipsa; /* follows the counters in the same allocation */
 	uint8_t *params;	   /* the packed SaAdd (keys!) for sad_update; wiped on free */
 	size_t params_len;
+
+	char owner[SAD_OWNER_MAX]; /* who added it ("ike"), "" for the operator */
+	uint64_t lease_base;	   /* seq_taken when the lease was last set */
+	bool lease_asked;	   /* a LEASE event went out for the current lease */
+
+	/* outbound sequence numbers handed to rte_ipsec so far, by every worker */
+	uint64_t seq_taken __rte_cache_aligned;
 
 	/* read on every burst when the SA runs on ipsec-mb directly; wiped on free */
 	struct ipsecmb_sa mb;
@@ -115,10 +130,15 @@ int sad_del(const Dpsec__SaId *id, char *err, size_t errlen);
  * New addresses or NAT-T ports for an existing SA (NAT mapping change,
  * MOBIKE): a new record with the same keys replaces it, outbound sequence
  * numbers continue, lifetimes keep counting from the original install.
- * An inbound SA's replay window starts afresh.
+ * An inbound SA's new replay window refuses everything up to the highest
+ * sequence number the old record accepted.
  */
 int sad_update(const Dpsec__SaUpdate *u, char *err, size_t errlen);
-void sad_flush(void);
+/* An outbound SA may now send sequence numbers up to @l->seq_limit; a lease
+ * only ever grows (a smaller limit than the current one changes nothing). */
+int sad_lease(const Dpsec__SaLease *l, char *err, size_t errlen);
+/* Everything, or with @owner (not NULL or "") only the SAs that owner added. */
+void sad_flush(const char *owner);
 /* Every SA as SaInfo (no keys; counters summed over workers). Free with sad_dump_free(). */
 size_t sad_dump(Dpsec__SaInfo ***out);
 void sad_dump_free(Dpsec__SaInfo **infos, size_t n);
@@ -147,7 +167,10 @@ unsigned sad_reclaim(void);
  * Sequence-number exhaustion is a hard expiry.
  */
 typedef void (*sad_expire_cb)(const struct sa *sa, bool hard, void *arg);
-void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, void *arg);
+/* Half of an outbound SA's lease is used (or all of it): once per lease. */
+typedef void (*sad_lease_cb)(const struct sa *sa, uint64_t seq_out, uint64_t seq_limit,
+			     void *arg);
+void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, sad_lease_cb lease, void *arg);
 
 /* Worker side, lock-free. @dst is 4 or 16 bytes in network order. */
 struct sa *sad_lookup(uint32_t spi_be, const void *dst, int family);

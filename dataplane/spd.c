@@ -47,6 +47,7 @@ struct slot_ctl {
 	uint64_t seq;	       /* insertion order, the last tie breaker */
 	uint64_t packets_base; /* counts inherited through replace */
 	uint64_t last_use_base;
+	char owner[SPD_OWNER_MAX]; /* who added it ("ike"), "" for the operator */
 };
 
 /* Written only by its own worker; the control thread reads it and wipes it after a grace period. */
@@ -795,6 +796,11 @@ int spd_add(const Dpsec__PolicyAdd *p, char *err, size_t errlen)
 		snprintf(err, errlen, "policy %s: sa-dst must be an IPv4 or IPv6 address", sel);
 		return -EINVAL;
 	}
+	if (p->owner != NULL && strlen(p->owner) >= SPD_OWNER_MAX) {
+		snprintf(err, errlen, "policy %s: owner longer than %d characters", sel,
+			 SPD_OWNER_MAX - 1);
+		return -EINVAL;
+	}
 	e = index_find(&k);
 	if (e != NO_SLOT && !(p->has_replace && p->replace)) {
 		snprintf(err, errlen, "policy %s exists", sel);
@@ -806,6 +812,7 @@ int spd_add(const Dpsec__PolicyAdd *p, char *err, size_t errlen)
 		return -ENOSPC;
 	}
 	slot_fill(s, &k, p);
+	snprintf(spd.ctl[s].owner, sizeof(spd.ctl[s].owner), "%s", p->owner ? p->owner : "");
 	rc = rte_hash_add_key_data(spd.index, &k, (void *)(uintptr_t)s);
 	if (rc < 0) {
 		slot_release(s);
@@ -874,11 +881,37 @@ int spd_del(const Dpsec__PolicyDel *p, char *err, size_t errlen)
 	return changed(err, errlen);
 }
 
-void spd_flush(void)
+/* Only @owner's policies: the others (the operator's baseline) stay in force. */
+static int flush_owner(const char *owner, char *err, size_t errlen)
 {
-	char err[256] = "";
+	struct spd_key k;
+
+	for (uint32_t s = 0; s < SPD_MAX_POLICIES; s++) {
+		uint8_t st = spd.ctl[s].state;
+
+		if ((st != SLOT_STAGED && st != SLOT_LIVE) || strcmp(spd.ctl[s].owner, owner) != 0)
+			continue;
+		key_of(s, &k);
+		rte_hash_del_key(spd.index, &k);
+		dirty_mark(&k);
+		if (st == SLOT_STAGED) {
+			slot_release(s);
+		} else {
+			spd.ctl[s].state = SLOT_DYING;
+			pending_mark(s);
+		}
+	}
+	return changed(err, errlen);
+}
+
+int spd_flush(const char *owner, char *err, size_t errlen)
+{
 	uint32_t s;
 
+	if (errlen)
+		err[0] = 0;
+	if (owner != NULL && owner[0] != '\0')
+		return flush_owner(owner, err, errlen);
 	for (s = 0; s < SPD_MAX_POLICIES; s++) {
 		if (spd.ctl[s].state == SLOT_STAGED) {
 			slot_release(s);
@@ -890,7 +923,7 @@ void spd_flush(void)
 	rte_hash_reset(spd.index);
 	memset(spd.dirty, 1, sizeof(spd.dirty));
 	/* empty tables need no rte_acl build, so this commit cannot fail */
-	(void)changed(err, sizeof(err));
+	return changed(err, errlen);
 }
 
 unsigned spd_replace_sa(const void *old, void *sa)
@@ -1010,6 +1043,8 @@ static Dpsec__PolicyInfo *info_new(uint32_t s)
 		a->has_spi = true;
 		a->spi = r->spi;
 	}
+	if (spd.ctl[s].owner[0] != '\0')
+		a->owner = strdup(spd.ctl[s].owner);
 	if (r->sa_len) {
 		a->sa_dst.data = malloc(r->sa_len);
 		if (a->sa_dst.data) {

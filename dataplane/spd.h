@@ -30,6 +30,7 @@
 #define SPD_MAX_WORKERS	     16	   /* worker ids 0..SPD_MAX_WORKERS-1 */
 #define SPD_DEFAULT_PRIORITY 1000
 #define SPD_BURST	     64 /* spd_classify() works in chunks of this many packets */
+#define SPD_OWNER_MAX	     16 /* owner names, with the NUL */
 
 /*
  * A policy as workers see it. Immutable while any published context can
@@ -77,7 +78,8 @@ int spd_commit(char *err, size_t errlen);
 int spd_add(const Dpsec__PolicyAdd *p, char *err, size_t errlen);
 /* -ENOENT if no policy has this dir+selector. */
 int spd_del(const Dpsec__PolicyDel *p, char *err, size_t errlen);
-void spd_flush(void);
+/* Everything, or with @owner (not NULL or "") only the policies that owner added. */
+int spd_flush(const char *owner, char *err, size_t errlen);
 
 /*
  * Set the SA of every protect policy of @dir bound to (spi, sa_dst); policies that

@@ -145,13 +145,24 @@ void gram_request_free(Dpsec__Request *req)
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 }
 
+/* sa flush | policy flush [owner NAME] */
 int gram_parse_flush(struct gram_cur *c, Dpsec__Request *req, Dpsec__Flush__What what)
 {
+	const char *w, *v;
+
 	req->flush = malloc(sizeof(*req->flush));
 	if (!req->flush)
 		return gram_err(c, "out of memory");
 	dpsec__flush__init(req->flush);
 	req->body_case = DPSEC__REQUEST__BODY_FLUSH;
 	req->flush->what = what;
+	w = gram_take(c);
+	if (w == NULL)
+		return 0;
+	if (strcmp(w, "owner") != 0)
+		return gram_unknown(c, w);
+	v = gram_value(c, w);
+	if (v == NULL || gram_name(c, "owner", v, &req->flush->owner))
+		return -1;
 	return gram_trailing(c);
 }

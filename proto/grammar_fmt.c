@@ -161,6 +161,12 @@ static void fmt_sa_add(struct out *o, const Dpsec__SaAdd *m)
 		put(o, " seq-out %llu", (unsigned long long)m->seq_out);
 	if (m->has_reqid && m->reqid)
 		put(o, " reqid %u", m->reqid);
+	if (m->has_seq_limit)
+		put(o, " seq-limit %llu", (unsigned long long)m->seq_limit);
+	if (m->has_seq_in)
+		put(o, " seq-in %llu", (unsigned long long)m->seq_in);
+	if (m->owner)
+		put(o, " owner %s", m->owner);
 	if (m->has_replace && m->replace)
 		put(o, " replace");
 }
@@ -227,6 +233,8 @@ static void fmt_policy_add(struct out *o, const Dpsec__PolicyAdd *m)
 		put(o, " priority %u", m->priority);
 	if (m->has_sa_dst)
 		put_addr(o, " sa-dst", &m->sa_dst);
+	if (m->owner)
+		put(o, " owner %s", m->owner);
 	if (m->has_replace && m->replace)
 		put(o, " replace");
 }
@@ -305,6 +313,13 @@ static void fmt_other(struct out *o, const Dpsec__Request *req)
 			put(o, "%s flush", what);
 		else
 			o->bad = true;
+		if (what && req->flush->owner)
+			put(o, " owner %s", req->flush->owner);
+		break;
+	case DPSEC__REQUEST__BODY_SA_LEASE:
+		put_sa_id(o, "sa lease", req->sa_lease ? req->sa_lease->id : NULL);
+		if (req->sa_lease)
+			put(o, " seq-limit %llu", (unsigned long long)req->sa_lease->seq_limit);
 		break;
 	case DPSEC__REQUEST__BODY_SHOW:
 		what = req->show ? gram_show_name(req->show->what) : NULL;

@@ -21,13 +21,14 @@ enum {
 	K_PRIO,
 	K_REPLACE,
 	K_SADST,
+	K_OWNER,
 	K_MAX
 };
 
 static const char *const kw_names[K_MAX] = {
     [K_SRC] = "src",	   [K_DST] = "dst",	    [K_PROTO] = "proto",   [K_SPORT] = "sport",
     [K_DPORT] = "dport",   [K_DIR] = "dir",	    [K_ACTION] = "action", [K_SPI] = "spi",
-    [K_PRIO] = "priority", [K_REPLACE] = "replace", [K_SADST] = "sa-dst",
+    [K_PRIO] = "priority", [K_REPLACE] = "replace", [K_SADST] = "sa-dst",	    [K_OWNER] = "owner",
 };
 
 static int keyword(const char *w, int last)
@@ -177,6 +178,8 @@ static int parse_add(struct gram_cur *c, Dpsec__Request *req)
 		} else if (k == K_PRIO) {
 			m->has_priority = 1;
 			rc = gram_u32(c, w, v, 0, UINT32_MAX, &m->priority);
+		} else if (k == K_OWNER) {
+			rc = gram_name(c, w, v, &m->owner);
 		} else {
 			m->has_sa_dst = 1;
 			rc = gram_addr_bin(c, w, v, &m->sa_dst);

@@ -25,6 +25,9 @@ enum {
 	K_SEQ,
 	K_REPLACE,
 	K_REQID,
+	K_SEQ_LIMIT,
+	K_OWNER,
+	K_SEQ_IN,
 	K_MAX
 };
 
@@ -37,6 +40,8 @@ static const char *const kw_names[K_MAX] = {
     [K_ESN] = "esn",	       [K_ENCAP] = "encap",
     [K_LIFETIME] = "lifetime", [K_SEQ] = "seq-out",
     [K_REPLACE] = "replace",   [K_REQID] = "reqid",
+    [K_SEQ_LIMIT] = "seq-limit", [K_OWNER] = "owner",
+    [K_SEQ_IN] = "seq-in",
 };
 
 static int keyword(const char *w)
@@ -253,6 +258,14 @@ static int parse_value(struct gram_cur *c, Dpsec__SaAdd *m, int k, const char *v
 	case K_REQID:
 		m->has_reqid = 1;
 		return gram_u32(c, "reqid", v, 1, UINT32_MAX, &m->reqid);
+	case K_SEQ_LIMIT:
+		m->has_seq_limit = 1;
+		return gram_u64(c, "seq-limit", v, 0, UINT64_MAX, &m->seq_limit);
+	case K_OWNER:
+		return gram_name(c, "owner", v, &m->owner);
+	case K_SEQ_IN:
+		m->has_seq_in = 1;
+		return gram_u64(c, "seq-in", v, 0, UINT64_MAX, &m->seq_in);
 	}
 	return gram_err(c, "internal: keyword %d", k);
 }
@@ -277,6 +290,15 @@ static int check_add(struct gram_cur *c, const Dpsec__SaAdd *m, uint32_t seen)
 		return gram_err(c, "\"auth\" cannot be used with \"aead\" (it authenticates)");
 	if (m->has_cipher && !m->has_integ)
 		return gram_err(c, "\"enc\" needs \"auth\" (ESP without integrity is refused)");
+	if (m->has_seq_limit && m->dir != DPSEC__DIR__DIR_OUT)
+		return gram_err(c, "\"seq-limit\" is only for dir out");
+	if (m->has_seq_in && m->dir != DPSEC__DIR__DIR_IN)
+		return gram_err(c, "\"seq-in\" is only for dir in");
+	if (m->has_seq_out && m->dir != DPSEC__DIR__DIR_OUT)
+		return gram_err(c, "\"seq-out\" is only for dir out");
+	if (m->has_seq_limit && m->has_seq_out && m->seq_limit < m->seq_out)
+		return gram_err(c, "seq-limit %llu is below seq-out %llu",
+				(unsigned long long)m->seq_limit, (unsigned long long)m->seq_out);
 	return 0;
 }
 
@@ -478,7 +500,46 @@ static int parse_update(struct gram_cur *c, Dpsec__Request *req)
 	return check_update(c, m, seen);
 }
 
-#define SA_VERBS "\"add\", \"del\", \"update\", \"get\" or \"flush\""
+/* sa lease dst A proto esp spi N seq-limit N */
+static int parse_lease(struct gram_cur *c, Dpsec__Request *req)
+{
+	Dpsec__SaLease *m = malloc(sizeof(*m));
+	const char *w, *v;
+	uint32_t seen = 0;
+	bool limit = false;
+	int k;
+
+	c->cmd = "sa lease";
+	if (!m)
+		return gram_err(c, "out of memory");
+	dpsec__sa_lease__init(m);
+	req->sa_lease = m;
+	req->body_case = DPSEC__REQUEST__BODY_SA_LEASE;
+	m->id = new_id(c);
+	if (!m->id)
+		return -1;
+	while ((w = gram_take(c))) {
+		k = keyword(w);
+		if (k == K_DST || k == K_PROTO || k == K_SPI) {
+			if (parse_id_word(c, m->id, &seen, k, w))
+				return -1;
+			continue;
+		}
+		if (k != K_SEQ_LIMIT)
+			return gram_unknown(c, w);
+		if (gram_once(c, &seen, k, w) || !(v = gram_value(c, w)) ||
+		    gram_u64(c, "seq-limit", v, 0, UINT64_MAX, &m->seq_limit))
+			return -1;
+		limit = true;
+	}
+	if (check_id(c, seen))
+		return -1;
+	if (!limit)
+		return gram_err(c, "missing \"seq-limit\"");
+	return 0;
+}
+
+#define SA_VERBS "\"add\", \"del\", \"update\", \"lease\", \"get\" or \"flush\""
 
 int gram_parse_sa(struct gram_cur *c, Dpsec__Request *req)
 {
@@ -491,6 +552,8 @@ int gram_parse_sa(struct gram_cur *c, Dpsec__Request *req)
 		return parse_del(c, req);
 	if (w && !strcmp(w, "update"))
 		return parse_update(c, req);
+	if (w && !strcmp(w, "lease"))
+		return parse_lease(c, req);
 	if (w && !strcmp(w, "get"))
 		return parse_get(c, req);
 	if (w && !strcmp(w, "flush")) {

@@ -135,6 +135,25 @@ def markdown(res):
             "-" if c.get("sa10k_over_sa1_best") is None else "%s (%s)" % (
                 pct(c["sa10k_over_sa1_best"]), pct(c["sa10k_over_sa1"]))))
     L.append("")
+    cmp_rows = []
+    for c in res["cases"]:
+        for nsa in SA_COUNTS:
+            d, cpu = c.get("sa%d" % nsa), c.get("sa%d_cpu" % nsa)
+            if d and cpu and d.get("pps") and cpu.get("pps"):
+                bd = max(d.get("samples_pps") or [d["pps"]])
+                bc = max(cpu.get("samples_pps") or [cpu["pps"]])
+                cmp_rows.append("| %s | %s | %s | %d | %.3f | %.3f | %.2fx |" % (
+                    c["direction"], c["algo"], c["size"], nsa, bd / 1e6, bc / 1e6, bd / bc))
+    if cmp_rows:
+        L.append("Crypto path, same run (best 1-s samples): intel-ipsec-mb called directly "
+                 "(default, `--crypto auto`) vs the ipsec-mb cryptodevs' CPU-crypto API "
+                 "(`--crypto cpu`):")
+        L.append("")
+        L.append("| dir | algorithm | size | SAs | direct Mpps | cryptodev Mpps | direct / "
+                 "cryptodev |")
+        L.append("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+        L += cmp_rows
+        L.append("")
     if res.get("verify"):
         L.append("scapy checks (48 frames of 512 B, not looped, output port written to a pcap):")
         L.append("")
@@ -221,6 +240,9 @@ def main():
     ap.add_argument("--sas", default=",".join(map(str, SA_COUNTS)))
     ap.add_argument("--directions", default=",".join(DIRECTIONS))
     ap.add_argument("--no-e2e", action="store_true")
+    ap.add_argument("--compare-cpu", action="store_true",
+                    help="also run each case with --crypto cpu (the ipsec-mb cryptodevs' "
+                         "CPU-crypto API instead of ipsec-mb called directly)")
     ap.add_argument("--no-verify", action="store_true")
     ap.add_argument("--report-only", action="store_true",
                     help="re-render results.md from OUT/results.json")
@@ -299,6 +321,18 @@ def main():
                         if case.get("ceiling_pps"):
                             r["of_ceiling"] = r["pps"] / case["ceiling_pps"]
                         case["sa%d" % nsa] = r
+                        if a.compare_cpu:
+                            try:
+                                rc = dataplane_bench.measure(ns, tag, d, conf, pcap, workdir,
+                                                             a.warmup, a.window,
+                                                             ["--crypto", "cpu"])
+                                case["sa%d_cpu" % nsa] = rc
+                                print("bench: %-7s %-24s %-5s %5d SA via cryptodev cpu: "
+                                      "%.3f Mpps" % (d, algo, size, nsa, rc["pps"] / 1e6),
+                                      flush=True)
+                            except Exception as e:
+                                res["errors"].append("%s %s %s %d SAs --crypto cpu: %s"
+                                                     % (d, algo, size, nsa, e))
                         ceiling()
                         print("bench: %-7s %-24s %-5s %5d SA: %.3f Mpps (crypto-only %s Mpps)"
                               " drops %s" % (d, algo, size, nsa, r["mpps"],

@@ -80,7 +80,7 @@ def vdevs(direction, pcap_in, pcap_out=None, empty_pcap=None):
 
 
 class Dataplane:
-    def __init__(self, ns, tag, config_text, vdev_args, workdir):
+    def __init__(self, ns, tag, config_text, vdev_args, workdir, extra=()):
         self.ns = ns
         self.dir = tempfile.mkdtemp(prefix="dpb-", dir=workdir)
         self.ctl_ep = "ipc://%s/ctl.sock" % self.dir
@@ -93,7 +93,7 @@ class Dataplane:
                       "--file-prefix", self.prefix, "--huge-dir", HUGE_DIR, "-m", str(MEM_MB)]
                      + vdev_args
                      + ["--", "--config", conf, "--ctl", self.ctl_ep, "--idle-sleep-us", "0",
-                        "--mbufs", str(MBUFS)])
+                        "--mbufs", str(MBUFS)] + list(extra))
         self.proc = None
         self.exit_code = None
 
@@ -159,11 +159,12 @@ def discover_mac(ns, tag, direction, pcap, workdir, vdev_args=None):
         dp.cleanup()
 
 
-def measure(ns, tag, direction, config_text, pcap, workdir, warmup, window):
-    """Run one case; returns a dict with pps and the counters seen."""
+def measure(ns, tag, direction, config_text, pcap, workdir, warmup, window, extra=()):
+    """Run one case; returns a dict with pps and the counters seen. @extra: more
+    dataplane options (e.g. --crypto cpu)."""
     out_port = "outside" if direction == "encrypt" else "inside"
     in_port = "inside" if direction == "encrypt" else "outside"
-    dp = Dataplane(ns, tag, config_text, vdevs(direction, pcap), workdir)
+    dp = Dataplane(ns, tag, config_text, vdevs(direction, pcap), workdir, extra)
     t_start = time.time()
     try:
         dp.start()

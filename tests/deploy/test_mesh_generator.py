@@ -99,7 +99,10 @@ def test_two_sites_tree_and_content(tmp_path):
     dp = (out / "b" / "dataplane.conf").read_text().splitlines()
     for line in ("port 0 name inside", "port 1 name outside", "addr add 10.2.0.1/24 dev inside",
                  "addr add 192.0.2.2/24 dev outside",
-                 "route add 10.1.0.0/24 via 192.0.2.1 dev outside"):
+                 "route add 10.1.0.0/24 via 192.0.2.1 dev outside",
+                 # fail-closed baseline under dpsec-ike's policies for the peer's subnet
+                 "policy add src 0.0.0.0/0 dst 10.1.0.0/24 dir out action discard priority 60000",
+                 "policy add src 10.1.0.0/24 dst 0.0.0.0/0 dir in action discard priority 60000"):
         assert line in dp, (line, dp)
     assert "route add 10.20.0.0/16 via 10.2.0.254 dev inside" in dp, dp
 

@@ -37,7 +37,10 @@ ALGOS = {
     "aes-cbc-256-sha512": ("cipher=2 integ=4", "AES-CBC", 32, "SHA2-512-256", 64),
     "aes-ctr-128-sha256": ("cipher=3 integ=2", "AES-CTR", 20, "SHA2-256-128", 32),
     "aes-cbc-128-md5": ("cipher=1 integ=5", "AES-CBC", 16, "HMAC-MD5-96", 16),
+    "null-sha256": ("cipher=4 integ=2", "NULL", 0, "SHA2-256-128", 32),
 }
+# auto = intel-ipsec-mb called directly; cpu and lookaside go through its cryptodevs
+MODES = ("auto", "cpu", "lookaside")
 NATT = (4500, 4500)
 
 
@@ -149,7 +152,7 @@ def build(d):
     spi = 0x1000
     for algo in ALGOS:
         for natt in (False, True):
-            for mode in ("cpu", "lookaside"):
+            for mode in MODES:
                 tag = f"{algo}-{'natt' if natt else 'esp'}-{mode}"
                 plan.add_out("out-" + tag, algo, spi, natt, extra=f"mode={mode}")
                 spi += 1
@@ -176,7 +179,7 @@ def build(d):
     exp = {"ok": 4, "replay": 4, "auth": 1, "trailer": 1}
     for algo in ("aes-gcm-128", "aes-cbc-128-sha256", "chacha20-poly1305"):
         for natt in (False, True):
-            for mode in ("cpu", "lookaside"):
+            for mode in MODES:
                 for burst in (1, 32):
                     tag = f"neg-{algo}-{'natt' if natt else 'esp'}-{mode}-b{burst}"
                     plan.add_in(tag, algo, spi, natt, bad, [P[0], P[1], P[4], P[5]], exp,

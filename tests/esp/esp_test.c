@@ -192,7 +192,10 @@ static void print_result(const char *name, const Dpsec__SaAdd *id, uint16_t ok)
 	size_t n = sad_dump(&info);
 
 	printf("result name=%s ok=%u dev=%s mode=%s", name, ok, sa ? sa->dev_name : "?",
-	       sa && sa->ss.type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO ? "cpu" : "lookaside");
+	       sa == NULL				     ? "?"
+	       : sa->mb.kind != IPSECMB_NONE		     ? "ipsec-mb"
+	       : sa->ss.type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO ? "cpu"
+								     : "lookaside");
 	for (size_t i = 0; i < n; i++) {
 		if (info[i]->sa->spi != id->spi)
 			continue;
@@ -271,9 +274,15 @@ static int run_case(char *line)
 	}
 	if (kv(line, "burst", v, sizeof(v)))
 		burst = (unsigned)atoi(v);
-	crypto_set_mode(kv(line, "mode", v, sizeof(v)) && strcmp(v, "lookaside") == 0
-			    ? CRYPTO_MODE_LOOKASIDE
-			    : CRYPTO_MODE_AUTO);
+	{
+		enum crypto_mode mode = CRYPTO_MODE_AUTO;
+
+		if (kv(line, "mode", v, sizeof(v)) && crypto_mode_parse(v, &mode) != 0) {
+			printf("result name=%s add_error=-22 reason=\"bad mode %s\"\n", name, v);
+			return 0;
+		}
+		crypto_set_mode(mode);
+	}
 	rc = sad_add(&s.m, err, sizeof(err));
 	if (rc != 0) {
 		printf("result name=%s add_error=%d reason=\"%s\"\n", name, rc, err);
@@ -312,7 +321,7 @@ static int run_cases(const char *path)
 		if (line[0] != '#')
 			run_case(line);
 	fclose(f);
-	sad_flush();
+	sad_flush(NULL);
 	sad_reclaim();
 	return failures != 0;
 }
@@ -322,6 +331,18 @@ static int run_cases(const char *path)
 #define GCM128_KEY "0x000102030405060708090a0b0c0d0e0f10111213"
 
 static unsigned n_soft, n_hard;
+
+static unsigned n_lease;
+static uint64_t lease_seq, lease_limit;
+
+static void on_lease(const struct sa *sa, uint64_t seq_out, uint64_t seq_limit, void *arg)
+{
+	RTE_SET_USED(sa);
+	RTE_SET_USED(arg);
+	n_lease++;
+	lease_seq = seq_out;
+	lease_limit = seq_limit;
+}
 
 static void on_expire(const struct sa *sa, bool hard, void *arg)
 {
@@ -461,14 +482,14 @@ static int selftest(void)
 	CHECK(sad_add(&s.m, err, sizeof(err)) == 0, "lifetime sa: %s", err);
 	sa = sad_lookup(htonl(0x300), s.dst, AF_INET);
 	CHECK(send_out(sa, 6) == 6, "6 before soft");
-	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, NULL);
-	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, NULL);
+	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
+	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
 	CHECK(n_soft == 1 && n_hard == 0, "soft once: %u %u", n_soft, n_hard);
 	/* the hard limit holds exactly, before the control thread's next check */
 	CHECK(send_out(sa, 5) == 4 && sa->cnt[WORKER].drops[SA_DROP_EXPIRED] == 1,
 	      "only 4 of 5 more");
-	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, NULL);
-	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, NULL);
+	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
+	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
 	CHECK(n_soft == 1 && n_hard == 1, "hard once: %u %u", n_soft, n_hard);
 	CHECK(send_out(sa, 4) == 0 && sa->cnt[WORKER].drops[SA_DROP_EXPIRED] == 5,
 	      "hard-expired SA drops");
@@ -482,8 +503,45 @@ static int selftest(void)
 	sa = sad_lookup(htonl(0x400), s.dst, AF_INET);
 	rc = send_out(sa, 5);
 	CHECK(rc > 0 && rc < 5 && sa->cnt[WORKER].seq_exhausted, "seq overflow: %d ok", rc);
-	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, NULL);
+	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
 	CHECK(n_hard == 2 && sa->expired_hard, "seq exhaustion is hard expiry");
+
+	/* sequence lease: never beyond it; one LEASE event at half; extended, it goes on */
+	msg_init(&s, "192.0.2.1", "192.0.2.2", 0x500, false);
+	msg_aead(&s, DPSEC__AEAD__AES_GCM_128, GCM128_KEY);
+	s.m.has_seq_out = true;
+	s.m.seq_out = 100;
+	s.m.has_seq_limit = true;
+	s.m.seq_limit = 110;
+	CHECK(sad_add(&s.m, err, sizeof(err)) == 0, "lease sa: %s", err);
+	sa = sad_lookup(htonl(0x500), s.dst, AF_INET);
+	CHECK(send_out(sa, 4) == 4, "4 of a 10-number lease");
+	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
+	CHECK(n_lease == 0, "no LEASE before half: %u", n_lease);
+	CHECK(send_out(sa, 2) == 2, "6 of 10");
+	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
+	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
+	CHECK(n_lease == 1 && lease_seq == 106 && lease_limit == 110,
+	      "one LEASE at half: %u seq %llu limit %llu", n_lease, (unsigned long long)lease_seq,
+	      (unsigned long long)lease_limit);
+	CHECK(send_out(sa, 8) == 4 && sa->cnt[WORKER].drops[SA_DROP_LEASE] == 4,
+	      "stops at seq-limit 110");
+	{
+		Dpsec__SaLease l = DPSEC__SA_LEASE__INIT;
+		Dpsec__SaId id = DPSEC__SA_ID__INIT;
+
+		id.dst = s.m.dst;
+		id.proto = s.m.proto;
+		id.spi = s.m.spi;
+		l.id = &id;
+		l.seq_limit = 200;
+		CHECK(sad_lease(&l, err, sizeof(err)) == 0, "lease to 200: %s", err);
+		CHECK(send_out(sa, 8) == 8, "8 more after the lease moved");
+		id.spi = 0x200; /* the inbound SA above */
+		rc = sad_lease(&l, err, sizeof(err));
+		CHECK(rc == -EINVAL && strstr(err, "inbound"), "no lease for an inbound SA: %d %s", rc,
+		      err);
+	}
 
 	/* dump: keys never, counters summed */
 	{
@@ -493,10 +551,10 @@ static int selftest(void)
 
 		for (size_t i = 0; i < n; i++)
 			keys |= info[i]->sa->has_enc_key || info[i]->sa->has_auth_key;
-		CHECK(n == 4 && !keys, "dump %zu SAs, keys %d", n, keys);
+		CHECK(n == 5 && !keys, "dump %zu SAs, keys %d", n, keys);
 		sad_dump_free(info, n);
 	}
-	sad_flush();
+	sad_flush(NULL);
 	CHECK(sad_reclaim() == 0, "flush reclaimed");
 	{
 		Dpsec__SaInfo **info;
@@ -564,7 +622,7 @@ static double bench_one(bool in, enum crypto_mode mode, unsigned len, double sec
 	rte_pktmbuf_free_bulk(mb, BENCH_BURST);
 	if (in)
 		rte_pktmbuf_free_bulk(enc, BENCH_BURST);
-	sad_flush();
+	sad_flush(NULL);
 	sad_reclaim();
 	return (double)pkts / ((double)(t1 - t0) / hz) / 1e6;
 }

@@ -286,7 +286,7 @@ def test_inbound_errors(algo, natt):
     assert got == want, res.why("delivered %d packets, want the 2 good ones" % len(got))
     assert res.out[1] == [], res.why("frames sent on the outside port")
     drops = H.sa_drops(res.sas[SPI_IN])
-    assert drops == {"auth": 1, "replay": 1, "trailer": 1, "policy": 1, "expired": 0,
+    assert drops == {"auth": 1, "replay": 1, "trailer": 1, "policy": 1, "expired": 0, "lease": 0,
                      "other": 0}, res.why("SA drops %s" % drops)
     assert res.drops("outside") == {"drop_esp": 3, "drop_no_sa": 1, "drop_esp_malformed": 1,
                                     "drop_policy": 1}, res.why("port drops %s"
@@ -294,6 +294,42 @@ def test_inbound_errors(algo, natt):
     assert res.drops("inside") == {}, res.why("inside drops %s" % res.drops("inside"))
     assert res.port("outside")["punted"] == 0, res.why("something went up the TAP")
     assert res.port("inside")["tx"] == 2
+    assert_clean(res)
+
+
+def test_inbound_seq_in():
+    """An SA installed with seq-in N (a resync) refuses N and everything older; `show sa`
+    reports the highest number accepted, and `sa update` keeps that floor."""
+    in_sa = Sa("aes-gcm-128", SPI_IN, "in", False, extra="seq-in 1000")
+    cfg = H.base_config([
+        in_sa.line,
+        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
+    ])
+    P = inner_packets(HOST_B, HOST_A)
+    first = [(900, False), (1000, False), (1001, True), (1063, True), (2000, True),
+             (1990, True), (1001, False)]
+    gw = H.LiveGateway(cfg)
+    try:
+        gw.start()
+        gw.inject(1, [frame(1, in_sa.encrypt(P[i % 4], s)) for i, (s, _) in enumerate(first)])
+        gw.wait_sent()
+        time.sleep(0.3)
+        before = gw.dp.ctl_json("show", "sa")["sas"][0]
+        gw.dp.ctl("sa", "update", "dst", GW, "proto", "esp", "spi", "%#x" % SPI_IN,
+                  "new-src", PEER)
+        after_update = [(1990, False), (2001, True)]
+        gw.inject(1, [frame(1, in_sa.encrypt(P[4], s)) for s, _ in after_update])
+    except BaseException:
+        gw.close()
+        raise
+    res = gw.finish()
+    want = [forwarded(P[i % 4]) for i, (_, ok) in enumerate(first) if ok] + [forwarded(P[4])]
+    got = [raw(f.payload) for f in res.out[0]]
+    assert got == want, res.why("delivered %d, want %d" % (len(got), len(want)))
+    assert int(before.get("seq_in", 0)) == 2000, res.why("seq_in %s" % before.get("seq_in"))
+    assert int(res.sas[SPI_IN].get("seq_in", 0)) == 2001, res.why(str(res.sas[SPI_IN]))
+    assert H.sa_drops(res.sas[SPI_IN])["replay"] == 4, \
+        res.why("replays over both records: %s" % H.sa_drops(res.sas[SPI_IN]))
     assert_clean(res)
 
 
@@ -569,7 +605,7 @@ def test_lifetime_packets():
     for i, (f, p) in enumerate(zip(out, plain)):
         assert check_esp_frame(f, out_sa, i + 1, "packet %d" % i) == forwarded(p)
     sa = res.sas[SPI_OUT]
-    assert H.sa_drops(sa) == {"auth": 0, "replay": 0, "trailer": 0, "policy": 0, "expired": 5,
+    assert H.sa_drops(sa) == {"auth": 0, "replay": 0, "trailer": 0, "policy": 0, "expired": 5, "lease": 0,
                               "other": 0}, res.why("SA drops %s" % H.sa_drops(sa))
     assert sa.get("expired_soft") is True and sa.get("expired_hard") is True, \
         res.why("show sa flags: soft %s hard %s" % (sa.get("expired_soft"),
@@ -693,7 +729,7 @@ def test_natt_mapping_events():
     sa = res.sas[SPI_IN]
     assert int(sa.get("packets", 0)) == len(delivered), res.why("SA packets %s"
                                                                 % sa.get("packets"))
-    assert H.sa_drops(sa) == {"auth": 2, "replay": 0, "trailer": 0, "policy": 0, "expired": 0,
+    assert H.sa_drops(sa) == {"auth": 2, "replay": 0, "trailer": 0, "policy": 0, "expired": 0, "lease": 0,
                               "other": 0}, res.why("SA drops %s" % H.sa_drops(sa))
     assert res.drops("outside") == {"drop_esp": 2}, res.why("drops %s" % res.drops("outside"))
     assert res.out[1] == [], res.why("frames sent on the outside port")

@@ -1,6 +1,7 @@
 """dpsec-ike started before its dataplane: it keeps retrying with a clear log line, keeps
-what charon installs meanwhile (here a trap policy) and hands it over, after flushing, as
-soon as the dataplane answers."""
+what charon installs meanwhile (here a trap policy) and hands it over as soon as the
+dataplane answers, after flushing what an earlier dpsec-ike left there (owner ike) but
+never the operator's own entries (the fail-closed baseline of the dataplane config)."""
 
 import time
 
@@ -9,11 +10,17 @@ import topo as T
 
 NET_A, NET_B = "10.1.0.0/24", "10.2.0.0/24"
 HANDOVER_S = 3.0
+BASELINE = "policy add src 0.0.0.0/0 dst 10.2.0.0/24 dir out action discard priority 60000"
+STALE_SPI = 0xc0000123
 CONFIG = """port 0 name inside
 port 1 name outside
 addr add 10.1.0.1/24 dev inside
 addr add 192.0.2.1/24 dev outside
-"""
+%s
+sa add src 192.0.2.1 dst 192.0.2.9 proto esp spi %#x dir out mode tunnel \
+   aead aes-gcm-128 0x000102030405060708090a0b0c0d0e0f10111213 owner ike
+policy add src 10.9.0.0/24 dst 10.8.0.0/24 dir out action protect spi %#x owner ike
+""" % (BASELINE, STALE_SPI, STALE_SPI)
 
 
 def test_starts_without_dataplane_and_catches_up():
@@ -40,13 +47,16 @@ def test_starts_without_dataplane_and_catches_up():
         ready = time.monotonic()
         while True:
             pols = dp.ctl_json("show", "policy").get("policies", [])
-            if len(pols) == 2:
+            if len(pols) == 3 and not any(p["policy"].get("spi") for p in pols):
                 break
             assert time.monotonic() - ready < HANDOVER_S, \
                 "policies not handed over: %s\n%s" % (pols, daemon.log_text())
             time.sleep(0.1)
-        assert sorted((p["policy"]["dir"], p["policy"]["action"]) for p in pols) == [
-            ("DIR_IN", "ACT_TRAP"), ("DIR_OUT", "ACT_TRAP")]
+        assert sorted((p["policy"]["dir"], p["policy"]["action"], p["policy"].get("owner"))
+                      for p in pols) == [("DIR_IN", "ACT_TRAP", "ike"),
+                                         ("DIR_OUT", "ACT_DISCARD", None),
+                                         ("DIR_OUT", "ACT_TRAP", "ike")], pols
+        assert dp.ctl_json("show", "sa").get("sas", []) == [], "stale SA of an earlier run kept"
         assert "is back" in daemon.log_text()
         assert daemon.alive()
     finally:

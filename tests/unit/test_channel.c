@@ -29,7 +29,7 @@
 #define EPOCH		    0x1122334455667788ull
 #define TIMEOUT_MS	    5000
 #define N_EVENTS	    10000
-#define N_MESSAGES_IN_PROTO 33 /* message types declared in dpsec.proto */
+#define N_MESSAGES_IN_PROTO 35 /* message types declared in dpsec.proto */
 #define MAX_DESC	    64
 #define MAX_FIELDS	    32
 

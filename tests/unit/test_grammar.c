@@ -523,9 +523,62 @@ static void test_sa_del_flush(void **state)
 	bad("sa del dst 192.0.2.2 spi 0x100", "missing \"proto\"");
 	bad("sa del dst 192.0.2.2 proto esp spi 0x100 src 1.2.3.4", "unknown word \"src\"");
 	bad("sa del dst 192.0.2.2 proto esp spi 0x10", "reserved");
+	r = ok("sa flush owner ike");
+	assert_string_equal(r->flush->owner, "ike");
+	gram_request_free(r);
+
 	bad("sa flush now", "unknown word \"now\"");
-	bad("sa", "expected \"add\", \"del\", \"update\", \"get\" or \"flush\"");
+	bad("sa flush owner", "missing value after \"owner\"");
+	bad("sa flush owner a.b", "bad owner \"a.b\"");
+	bad("sa flush owner ike x", "unknown word \"x\"");
+	bad("sa", "expected \"add\", \"del\", \"update\", \"lease\", \"get\" or \"flush\"");
 	bad("sa list", "got \"list\"");
+}
+
+static void test_sa_lease(void **state)
+{
+	Dpsec__Request *r;
+
+	(void)state;
+	r = ok("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit 5000000");
+	assert_int_equal(r->body_case, DPSEC__REQUEST__BODY_SA_LEASE);
+	assert_addr(&r->sa_lease->id->dst, "192.0.2.2");
+	assert_int_equal(r->sa_lease->id->spi, 0x100);
+	assert_int_equal(r->sa_lease->seq_limit, 5000000);
+	gram_request_free(r);
+	r = ok("sa lease seq-limit 18446744073709551615 spi 300 dst 2001:db8::2 proto esp");
+	assert_true(r->sa_lease->seq_limit == UINT64_MAX);
+	gram_request_free(r);
+
+	r = ok("sa add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 dir out mode tunnel "
+	       "aead aes-gcm-128 0x" K16 K4 " seq-out 10 seq-limit 1000 owner ike");
+	assert_true(r->sa_add->has_seq_limit);
+	assert_int_equal(r->sa_add->seq_limit, 1000);
+	assert_string_equal(r->sa_add->owner, "ike");
+	gram_request_free(r);
+
+	bad("sa lease dst 192.0.2.2 proto esp spi 0x100", "sa lease: missing \"seq-limit\"");
+	bad("sa lease dst 192.0.2.2 proto esp seq-limit 1", "missing \"spi\"");
+	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit -1", "bad value \"-1\" for \"seq-limit\"");
+	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit 1 seq-limit 2", "\"seq-limit\" given twice");
+	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit 1 new-src 1.2.3.4", "unknown word \"new-src\"");
+	bad("sa add src 192.0.2.2 dst 192.0.2.1 proto esp spi 0x100 dir in mode tunnel "
+	    "aead aes-gcm-128 0x" K16 K4 " seq-limit 9",
+	    "\"seq-limit\" is only for dir out");
+	bad("sa add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 dir out mode tunnel "
+	    "aead aes-gcm-128 0x" K16 K4 " seq-out 10 seq-limit 9",
+	    "seq-limit 9 is below seq-out 10");
+	r = ok("sa add src 192.0.2.2 dst 192.0.2.1 proto esp spi 0x100 dir in mode tunnel "
+	       "aead aes-gcm-128 0x" K16 K4 " replay-window 64 seq-in 4000000000");
+	assert_true(r->sa_add->has_seq_in);
+	assert_int_equal(r->sa_add->seq_in, 4000000000u);
+	gram_request_free(r);
+	bad(SA_GCM " seq-in 5", "\"seq-in\" is only for dir in");
+	bad("sa add src 192.0.2.2 dst 192.0.2.1 proto esp spi 0x100 dir in mode tunnel "
+	    "aead aes-gcm-128 0x" K16 K4 " seq-out 5",
+	    "\"seq-out\" is only for dir out");
+	bad(SA_GCM " owner", "missing value after \"owner\"");
+	bad(SA_GCM " owner way-too-long-owner-name", "bad owner");
 }
 
 #define SA_ID "dst 192.0.2.2 proto esp spi 0x100"
@@ -788,6 +841,12 @@ static void test_policy_del_flush(void **state)
 	assert_int_equal(r->policy_del->sel->proto, 6);
 	assert_int_equal(r->policy_del->sel->sport_hi, 2);
 	assert_int_equal(r->policy_del->sel->dport_lo, 3);
+	gram_request_free(r);
+	r = ok("policy add src 10.1.0.0/24 dst 10.2.0.0/24 dir out action discard owner ike");
+	assert_string_equal(r->policy_add->owner, "ike");
+	gram_request_free(r);
+	r = ok("policy flush owner ike");
+	assert_string_equal(r->flush->owner, "ike");
 	gram_request_free(r);
 	r = ok("policy flush");
 	assert_int_equal(r->flush->what, DPSEC__FLUSH__WHAT__POLICY);
@@ -1218,6 +1277,7 @@ int main(void)
 	    cmocka_unit_test(test_sa_add_bad),
 	    cmocka_unit_test(test_sa_del_flush),
 	    cmocka_unit_test(test_sa_update),
+	    cmocka_unit_test(test_sa_lease),
 	    cmocka_unit_test(test_sa_get),
 	    cmocka_unit_test(test_spi_alloc),
 	    cmocka_unit_test(test_policy_add),

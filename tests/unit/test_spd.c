@@ -266,7 +266,7 @@ static int group_teardown(void **state)
 static int test_setup(void **state)
 {
 	(void)state;
-	spd_flush();
+	spd_flush(NULL, NULL, 0);
 	return 0;
 }
 
@@ -329,7 +329,7 @@ static void test_add_del_errors(void **state)
 	assert_int_equal(n, 2);
 	spd_dump_free(v, n);
 
-	spd_flush();
+	spd_flush(NULL, NULL, 0);
 	n = spd_dump(&v);
 	assert_int_equal(n, 0);
 	spd_dump_free(v, n);
