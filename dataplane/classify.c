@@ -4,6 +4,7 @@
 
 #include "classify.h"
 #include "fib.h"
+#include "forward.h"
 #include "tap.h"
 
 #define ARP_LEN (sizeof(struct rte_ether_hdr) + sizeof(struct rte_arp_hdr))
@@ -31,8 +32,7 @@ static inline enum verdict check_ipv4(struct rte_mbuf *m, enum stats_drop *why)
 		*why = STATS_DROP_IP_TRUNCATED;
 		return V_DROP;
 	}
-	if (!(m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_GOOD) &&
-	    unlikely(rte_raw_cksum(ip, hlen) != 0xffff)) {
+	if (!(m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_GOOD) && unlikely(!forward_ip4_cksum_ok(ip, hlen))) {
 		*why = STATS_DROP_BAD_IP_CHECKSUM;
 		return V_DROP;
 	}

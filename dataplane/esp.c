@@ -138,14 +138,19 @@ static inline void run(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigne
 		run_lookaside(sa, mb, n, worker, st);
 }
 
-/* rte_ipsec leaves the outer checksum to the NIC; we are the NIC here. */
+/*
+ * rte_ipsec leaves the outer checksum to the NIC; we are the NIC here. Only the
+ * length and the id differ from the SA's template, whose sum sad.c kept.
+ */
 static inline void finish_outer(const struct sa *sa, struct rte_mbuf *m)
 {
 	if (sa->family == AF_INET) {
 		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod(m, struct rte_ipv4_hdr *);
+		uint32_t s = (uint32_t)sa->outer_sum + ip->total_length + ip->packet_id;
 
-		ip->hdr_checksum = 0;
-		ip->hdr_checksum = rte_ipv4_cksum(ip);
+		s = (s & 0xffff) + (s >> 16);
+		s = (s & 0xffff) + (s >> 16);
+		ip->hdr_checksum = (uint16_t)~s;
 	} else if (sa->natt) {
 		/* a zero UDP checksum is not allowed over IPv6 (RFC 8200 8.1) */
 		struct rte_ipv6_hdr *ip = rte_pktmbuf_mtod(m, struct rte_ipv6_hdr *);
@@ -156,14 +161,11 @@ static inline void finish_outer(const struct sa *sa, struct rte_mbuf *m)
 	}
 }
 
-static uint16_t outbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+/* Before crypto: packets that are not IPv4 go behind the others; note the rest's lengths. */
+static uint16_t out_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+			struct rte_mbuf *orig[], uint32_t len[])
 {
-	struct sa_counters *c = &sa->cnt[worker];
-	struct rte_mbuf *orig[ESP_BURST_MAX];
-	uint32_t len[ESP_BURST_MAX];
 	uint8_t bad[ESP_BURST_MAX];
-	struct stage st;
-	uint64_t bytes = 0;
 	uint16_t k, nb = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
@@ -177,35 +179,56 @@ static uint16_t outbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n,
 		mb[i]->l2_len = 0;
 	}
 	k = nb ? partition(mb, bad, n) : n;
-	c->drops[SA_DROP_OTHER] += n - k;
+	sa->cnt[worker].drops[SA_DROP_OTHER] += n - k;
 	for (uint16_t i = 0; i < k; i++) {
 		orig[i] = mb[i];
 		len[i] = mb[i]->pkt_len;
 	}
-	rte_errno = 0;
-	run(sa, mb, k, worker, &st);
+	return k;
+}
+
+/* After crypto: counters and the outer checksum of the good ones. @err: rte_errno of prepare. */
+static uint16_t out_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsigned worker,
+			 const struct stage *st, int err, struct rte_mbuf *const orig[],
+			 const uint32_t len[])
+{
+	struct sa_counters *c = &sa->cnt[worker];
+	uint64_t bytes = 0;
+
 	c->seq_used += k;
-	if (unlikely(st.ok < k)) {
-		if (rte_errno == EOVERFLOW) {
+	if (unlikely(st->ok < k)) {
+		if (err == EOVERFLOW) {
 			c->seq_exhausted = true;
-			c->drops[SA_DROP_EXPIRED] += k - st.ok;
+			c->drops[SA_DROP_EXPIRED] += k - st->ok;
 		} else {
-			c->drops[SA_DROP_OTHER] += k - st.ok;
+			c->drops[SA_DROP_OTHER] += k - st->ok;
 		}
 	}
 	/* good packets keep their relative order, so walk both lists once */
-	for (uint16_t i = 0, j = 0; i < st.ok; i++) {
+	for (uint16_t i = 0, j = 0; i < st->ok; i++) {
 		while (orig[j] != mb[i])
 			j++;
 		bytes += len[j];
 		finish_outer(sa, mb[i]);
 	}
-	if (st.ok) {
-		c->packets += st.ok;
+	if (st->ok) {
+		c->packets += st->ok;
 		c->bytes += bytes;
 		c->last_tsc = rte_get_timer_cycles();
 	}
-	return st.ok;
+	return st->ok;
+}
+
+static uint16_t outbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+{
+	struct rte_mbuf *orig[ESP_BURST_MAX];
+	uint32_t len[ESP_BURST_MAX];
+	struct stage st;
+	uint16_t k = out_pre(sa, mb, n, worker, orig, len);
+
+	rte_errno = 0;
+	run(sa, mb, k, worker, &st);
+	return out_post(sa, mb, k, worker, &st, rte_errno, orig, len);
 }
 
 /* Set l3_len to the bytes before ESP (outer IP, plus UDP for NAT-T). */
@@ -274,14 +297,11 @@ static inline void seq_seen(struct sa_counters *c, const struct sa *sa, uint32_t
 		c->seq_in = v;
 }
 
-static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+/* Before crypto: what is not ESP for this SA goes behind; note the rest's sequence numbers. */
+static uint16_t in_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		       struct rte_mbuf *orig[], uint32_t sq[])
 {
-	struct sa_counters *c = &sa->cnt[worker];
-	struct rte_mbuf *orig[ESP_BURST_MAX];
-	uint32_t sq[ESP_BURST_MAX];
 	uint8_t bad[ESP_BURST_MAX];
-	struct stage st;
-	uint64_t bytes = 0;
 	uint16_t k, nb = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
@@ -291,7 +311,7 @@ static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, 
 		nb += bad[i];
 	}
 	k = nb ? partition(mb, bad, n) : n;
-	c->drops[SA_DROP_OTHER] += n - k;
+	sa->cnt[worker].drops[SA_DROP_OTHER] += n - k;
 	for (uint16_t i = 0; i < k; i++) {
 		const struct rte_esp_hdr *esp =
 		    rte_pktmbuf_mtod_offset(mb[i], const struct rte_esp_hdr *, mb[i]->l3_len);
@@ -299,15 +319,23 @@ static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, 
 		orig[i] = mb[i];
 		sq[i] = rte_be_to_cpu_32(esp->seq);
 	}
-	run(sa, mb, k, worker, &st);
+	return k;
+}
+
+/* After crypto: drops by reason, counters, the highest number accepted. */
+static uint16_t in_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsigned worker,
+			const struct stage *st, struct rte_mbuf *const orig[], const uint32_t sq[])
+{
+	struct sa_counters *c = &sa->cnt[worker];
+	uint64_t bytes = 0;
+
 	/* good packets keep their relative order: the highest accepted number, for resync */
-	for (uint16_t i = 0, j = 0; i < st.ok; i++) {
+	for (uint16_t i = 0, j = 0; i < st->ok; i++) {
 		while (orig[j] != mb[i])
 			j++;
 		seq_seen(c, sa, sq[j]);
 	}
-
-	for (uint16_t i = st.ok; i < st.proc; i++) {
+	for (uint16_t i = st->ok; i < st->proc; i++) {
 		const struct rte_mbuf *m = mb[i];
 
 		if (m->ol_flags & RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED)
@@ -317,17 +345,28 @@ static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, 
 		else
 			c->drops[SA_DROP_REPLAY]++; /* passed the trailer, lost the window update */
 	}
-	c->drops[SA_DROP_OTHER] += st.prep - st.proc;
-	for (uint16_t i = st.prep; i < k; i++)
+	c->drops[SA_DROP_OTHER] += st->prep - st->proc;
+	for (uint16_t i = st->prep; i < k; i++)
 		c->drops[prepare_reason(sa, mb[i])]++;
-	for (uint16_t i = 0; i < st.ok; i++)
+	for (uint16_t i = 0; i < st->ok; i++)
 		bytes += mb[i]->pkt_len;
-	if (st.ok) {
-		c->packets += st.ok;
+	if (st->ok) {
+		c->packets += st->ok;
 		c->bytes += bytes;
 		c->last_tsc = rte_get_timer_cycles();
 	}
-	return st.ok;
+	return st->ok;
+}
+
+static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+{
+	struct rte_mbuf *orig[ESP_BURST_MAX];
+	uint32_t sq[ESP_BURST_MAX];
+	struct stage st;
+	uint16_t k = in_pre(sa, mb, n, worker, orig, sq);
+
+	run(sa, mb, k, worker, &st);
+	return in_post(sa, mb, k, worker, &st, orig, sq);
 }
 
 typedef uint16_t (*burst_fn)(struct sa *, struct rte_mbuf *[], uint16_t, unsigned);
@@ -431,4 +470,80 @@ uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned 
 		return 0;
 	n = within_limits(sa, mb, n, worker);
 	return n ? split(inbound_burst, sa, mb, n, worker) : 0;
+}
+
+/*
+ * The SAs whose crypto runs on the job manager (CBC+HMAC and friends) go
+ * through it together: each one's packets are prepared and submitted, one
+ * flush finishes all of them, then each is completed. Ten thousand SAs of one
+ * packet each fill the multi-buffer lanes as one SA of a whole burst does.
+ */
+static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
+{
+	struct rte_crypto_op **cop = crypto_worker_ops(worker);
+	struct rte_mbuf *orig[CRYPTO_WORKER_OPS];
+	uint32_t aux[CRYPTO_WORKER_OPS];
+	struct stage st[ESP_JOBS_MAX];
+	uint16_t k[ESP_JOBS_MAX], off[ESP_JOBS_MAX];
+	bool deferred[ESP_JOBS_MAX];
+	int err[ESP_JOBS_MAX];
+	uint16_t used = 0, nd = 0;
+
+	RTE_ASSERT(nj <= ESP_JOBS_MAX);
+	for (uint16_t i = 0; i < nj; i++) {
+		struct esp_job *j = &jobs[i];
+		struct sa *sa = j->sa;
+		uint16_t n = j->n;
+
+		deferred[i] = false;
+		if (sa->mb.kind != IPSECMB_JOB || n > ESP_BURST_MAX || used + n > CRYPTO_WORKER_OPS) {
+			j->ok = in ? esp_inbound(sa, j->mb, n, worker) : esp_outbound(sa, j->mb, n, worker);
+			continue;
+		}
+		j->ok = 0;
+		if (unlikely(n == 0 || expired(sa, n, worker)))
+			continue;
+		n = within_limits(sa, j->mb, n, worker);
+		if (!in && n)
+			n = lease_take(sa, n, worker);
+		if (n == 0)
+			continue;
+		k[i] = in ? in_pre(sa, j->mb, n, worker, orig + used, aux + used)
+			  : out_pre(sa, j->mb, n, worker, orig + used, aux + used);
+		for (uint16_t p = 0; p < k[i]; p++)
+			j->mb[p]->ol_flags &= ~RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED;
+		rte_errno = 0;
+		st[i].prep = k[i] ? rte_ipsec_pkt_crypto_prepare(&sa->ss, j->mb, cop + used, k[i]) : 0;
+		err[i] = rte_errno;
+		st[i].proc = st[i].prep;
+		if (st[i].prep)
+			ipsecmb_submit(worker, &sa->mb, cop + used, st[i].prep);
+		off[i] = used;
+		used += k[i];
+		deferred[i] = true;
+		nd++;
+	}
+	if (nd == 0)
+		return;
+	ipsecmb_flush(worker);
+	for (uint16_t i = 0; i < nj; i++) {
+		struct esp_job *j = &jobs[i];
+
+		if (!deferred[i])
+			continue;
+		st[i].ok = st[i].prep ? rte_ipsec_pkt_process(&j->sa->ss, j->mb, st[i].prep) : 0;
+		j->ok = in ? in_post(j->sa, j->mb, k[i], worker, &st[i], orig + off[i], aux + off[i])
+			   : out_post(j->sa, j->mb, k[i], worker, &st[i], err[i], orig + off[i],
+				      aux + off[i]);
+	}
+}
+
+void esp_outbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker)
+{
+	bulk(jobs, nj, worker, false);
+}
+
+void esp_inbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker)
+{
+	bulk(jobs, nj, worker, true);
 }

@@ -35,4 +35,22 @@ uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned
  */
 uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker);
 
+/* One SA's packets in a bulk call: @ok is set as esp_outbound/esp_inbound return it. */
+struct esp_job {
+	struct sa *sa;
+	struct rte_mbuf **mb;
+	uint16_t n;
+	uint16_t ok;
+};
+
+#define ESP_JOBS_MAX 32 /* SAs in one bulk call (the SAs of one RX burst) */
+
+/*
+ * esp_outbound/esp_inbound for the SAs of one burst at once: the crypto of
+ * those on the job manager shares its lanes (one SA per packet costs no more
+ * than one SA per burst). At most ESP_JOBS_MAX jobs, each SA once.
+ */
+void esp_outbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker);
+void esp_inbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker);
+
 #endif

@@ -13,6 +13,60 @@ void forward4_lookup(struct rte_mbuf **pkts, uint16_t n, uint32_t hop[])
 	rte_lpm_lookup_bulk(fib.lpm4, dst, hop, n);
 }
 
+void forward4_same_dst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n,
+		       uint32_t dst_be, struct forward_memo *memo)
+{
+	const struct fib_nexthop *nh;
+	struct rte_ether_hdr hdr;
+	struct neigh_key key;
+	uint32_t hop, addr;
+	void *data;
+
+	for (uint16_t i = 0; i < n; i++) {
+		rte_pktmbuf_prepend(pkts[i], sizeof(struct rte_ether_hdr));
+		pkts[i]->l2_len = sizeof(struct rte_ether_hdr);
+	}
+	if (likely(memo->dst == dst_be && dst_be != 0)) {
+		for (uint16_t i = 0; i < n; i++) {
+			rte_memcpy(rte_pktmbuf_mtod(pkts[i], void *), &memo->hdr, sizeof(memo->hdr));
+			tx_enqueue(w, memo->port, pkts[i]);
+		}
+		return;
+	}
+	if (unlikely(rte_lpm_lookup(fib.lpm4, rte_be_to_cpu_32(dst_be), &hop) != 0)) {
+		w->stats[in_port].drop[STATS_DROP_NO_ROUTE] += n;
+		rte_pktmbuf_free_bulk(pkts, n);
+		return;
+	}
+	nh = &fib.nh[hop & 0x00ffffff];
+	if (unlikely(nh->kind == FIB_NH_LOCAL)) {
+		for (uint16_t i = 0; i < n; i++)
+			tap_punt(w, in_port, pkts[i]);
+		return;
+	}
+	if (nh->kind == FIB_NH_GATEWAY)
+		__builtin_memcpy(&addr, nh->gw, 4);
+	else
+		addr = dst_be;
+	neigh_key4(&key, nh->port, addr);
+	if (unlikely(rte_hash_lookup_data(neigh_table, &key, &data) < 0 ||
+		     !neigh_mac((uintptr_t)data, &hdr.dst_addr))) {
+		upcall_resolve4(w, nh->port, addr);
+		w->stats[in_port].drop[STATS_DROP_NEIGH_MISS] += n;
+		rte_pktmbuf_free_bulk(pkts, n);
+		return;
+	}
+	rte_ether_addr_copy(&ports[nh->port].mac, &hdr.src_addr);
+	hdr.ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+	memo->dst = dst_be;
+	memo->port = nh->port;
+	memo->hdr = hdr;
+	for (uint16_t i = 0; i < n; i++) {
+		rte_memcpy(rte_pktmbuf_mtod(pkts[i], void *), &hdr, sizeof(hdr));
+		tx_enqueue(w, nh->port, pkts[i]);
+	}
+}
+
 void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, const uint32_t *hop,
 		   uint16_t n, bool ttl)
 {

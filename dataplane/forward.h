@@ -3,6 +3,8 @@
 #ifndef DPSEC_FORWARD_H
 #define DPSEC_FORWARD_H
 
+#include <string.h>
+
 #include <rte_ip.h>
 
 #include "fib.h"
@@ -25,6 +27,22 @@ void forward4_lookup(struct rte_mbuf **pkts, uint16_t n, uint32_t hop[]);
 void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, const uint32_t *hop,
 		   uint16_t n, bool ttl);
 
+/* The route and neighbour last resolved for one destination, within a burst. */
+struct forward_memo {
+	uint32_t dst; /* network order; 0 = nothing yet */
+	uint16_t port;
+	struct rte_ether_hdr hdr;
+};
+
+/*
+ * Send @pkts (IPv4 without Ethernet header, room for one in front) that all
+ * go to @dst_be, such as the ESP packets of one SA: one route and one
+ * neighbour lookup for all of them (none if @memo, zeroed at the start of the
+ * burst, already holds that destination), no TTL spent.
+ */
+void forward4_same_dst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n,
+		       uint32_t dst_be, struct forward_memo *memo);
+
 static inline void forward4_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
 				  uint16_t n, bool ttl)
 {
@@ -32,6 +50,23 @@ static inline void forward4_burst(struct worker *w, uint16_t in_port, struct rte
 
 	forward4_lookup(pkts, n, hop);
 	forward4_hops(w, in_port, pkts, hop, n, ttl);
+}
+
+/* The header checksum of @ip (@hlen bytes, in the mbuf) holds: most headers have no options. */
+static inline bool forward_ip4_cksum_ok(const struct rte_ipv4_hdr *ip, uint32_t hlen)
+{
+	uint32_t w[5];
+	uint64_t s;
+
+	if (unlikely(hlen != sizeof(*ip)))
+		return rte_raw_cksum(ip, hlen) == 0xffff;
+	memcpy(w, ip, sizeof(w));
+	s = (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4];
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return s == 0xffff;
 }
 
 /* RFC 1624: TTL is the high byte of its 16-bit word, so the sum moves by 0x0100. */

@@ -20,6 +20,11 @@ struct esp_group {
 	uint16_t n;
 	struct rte_mbuf *m[WORKER_BURST];
 	uint8_t moved[WORKER_BURST]; /* NAT-T source differs from the SA's peer */
+	/* those packets and their sources, kept across decryption (which reorders m) */
+	uint16_t n_moved;
+	struct rte_mbuf *moved_m[WORKER_BURST];
+	uint32_t moved_src[WORKER_BURST];
+	uint16_t moved_sport[WORKER_BURST];
 };
 
 enum kind { K_PUNT, K_ESP, K_DROP };
@@ -111,21 +116,16 @@ static inline bool inner_ok(struct rte_mbuf *m)
 	hlen = (ip->version_ihl & 0xf) * 4;
 	if (hlen < sizeof(*ip) || hlen > rte_pktmbuf_data_len(m) ||
 	    rte_be_to_cpu_16(ip->total_length) != rte_pktmbuf_pkt_len(m) ||
-	    rte_raw_cksum(ip, hlen) != 0xffff)
+	    !forward_ip4_cksum_ok(ip, hlen))
 		return false;
 	m->l3_len = hlen;
 	return true;
 }
 
-static void decrypt_group(struct worker *w, uint16_t in_port, struct esp_group *g,
-			  struct rte_mbuf **out, uint16_t *n_out, uint64_t now)
+/* Before decryption: note who moved (a NAT-T source change), take Ethernet off. */
+static void decrypt_pre(struct esp_group *g)
 {
-	struct sa *sa = g->sa;
-	struct rte_mbuf *moved[WORKER_BURST];
-	uint32_t src[WORKER_BURST], sa_dst;
-	uint16_t sport[WORKER_BURST];
-	uint16_t ok, k = 0, n_moved = 0;
-
+	g->n_moved = 0;
 	for (uint16_t j = 0; j < g->n; j++) {
 		struct rte_mbuf *m = g->m[j];
 
@@ -135,13 +135,22 @@ static void decrypt_group(struct worker *w, uint16_t in_port, struct esp_group *
 			const struct rte_udp_hdr *uh =
 				(const void *)((const uint8_t *)ip + m->l3_len);
 
-			moved[n_moved] = m;
-			src[n_moved] = ip->src_addr;
-			sport[n_moved++] = uh->src_port;
+			g->moved_m[g->n_moved] = m;
+			g->moved_src[g->n_moved] = ip->src_addr;
+			g->moved_sport[g->n_moved++] = uh->src_port;
 		}
 		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
 	}
-	ok = esp_inbound(sa, g->m, g->n, w->id);
+}
+
+/* After decryption (@ok good ones first): events, inner checks, policy, on to @out. */
+static void decrypt_post(struct worker *w, uint16_t in_port, struct esp_group *g, uint16_t ok,
+			 struct rte_mbuf **out, uint16_t *n_out, uint64_t now)
+{
+	struct sa *sa = g->sa;
+	uint32_t sa_dst;
+	uint16_t k = 0;
+
 	if (unlikely(ok < g->n)) {
 		w->stats[in_port].drop[STATS_DROP_ESP] += g->n - ok;
 		rte_pktmbuf_free_bulk(&g->m[ok], g->n - ok);
@@ -151,9 +160,10 @@ static void decrypt_group(struct worker *w, uint16_t in_port, struct esp_group *
 		struct rte_mbuf *m = g->m[j];
 
 		/* Only an authenticated packet may move the peer (RFC 3948 section 3.1). */
-		for (uint16_t i = 0; unlikely(i < n_moved); i++)
-			if (moved[i] == m)
-				upcall_mapping4(w, sa->key.spi, sa_dst, src[i], sport[i]);
+		for (uint16_t i = 0; unlikely(i < g->n_moved); i++)
+			if (g->moved_m[i] == m)
+				upcall_mapping4(w, sa->key.spi, sa_dst, g->moved_src[i],
+						g->moved_sport[i]);
 		if (unlikely(!inner_ok(m))) {
 			sa->cnt[w->id].drops[SA_DROP_OTHER]++;
 			tx_drop(w, in_port, m, STATS_DROP_ESP);
@@ -178,6 +188,7 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 	bool udp[WORKER_BURST];
 	struct sa *sas[WORKER_BURST];
 	struct esp_group groups[WORKER_BURST];
+	struct esp_job jobs[WORKER_BURST];
 	uint16_t n_esp = 0, ng = 0, n_inner = 0;
 	uint64_t now = rte_get_timer_cycles();
 
@@ -202,6 +213,9 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 	if (n_esp == 0)
 		return;
 	sad_lookup_bulk(spi, dstp, family, n_esp, sas);
+	for (uint16_t i = 0; i < n_esp; i++)
+		if (sas[i] != NULL && (i == 0 || sas[i] != sas[i - 1]))
+			sad_prefetch(sas[i], w->id);
 	for (uint16_t i = 0; i < n_esp; i++) {
 		struct sa *sa = sas[i];
 		uint16_t g;
@@ -230,8 +244,13 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 		}
 		groups[g].m[groups[g].n++] = esp[i];
 	}
+	for (uint16_t g = 0; g < ng; g++) {
+		decrypt_pre(&groups[g]);
+		jobs[g] = (struct esp_job){ .sa = groups[g].sa, .mb = groups[g].m, .n = groups[g].n };
+	}
+	esp_inbound_bulk(jobs, ng, w->id);
 	for (uint16_t g = 0; g < ng; g++)
-		decrypt_group(w, in_port, &groups[g], inner, &n_inner, now);
+		decrypt_post(w, in_port, &groups[g], jobs[g].ok, inner, &n_inner, now);
 	if (n_inner > 0)
 		forward4_burst(w, in_port, inner, n_inner, true);
 }

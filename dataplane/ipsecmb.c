@@ -19,9 +19,14 @@ static IMB_MGR **mgrs;
 static unsigned n_mgrs;
 static IMB_MGR *ctl_mgr;
 
-/* Per worker: where the job manager writes the tag it computed on decrypt. */
+/*
+ * Per worker: where the job manager writes the tag it computed on decrypt. The
+ * manager holds at most IMB_MAX_JOBS jobs, so a slot is free again by the time
+ * the rotation comes back to it.
+ */
 struct scratch {
 	uint8_t tag[IMB_MAX_JOBS][TAG_MAX] __rte_aligned(16);
+	unsigned next;
 } __rte_cache_aligned;
 static struct scratch *scratch;
 
@@ -31,6 +36,7 @@ int ipsecmb_init(unsigned n_workers, char *err, size_t errlen)
 	scratch = aligned_alloc(RTE_CACHE_LINE_SIZE, sizeof(*scratch) * n_workers);
 	if (mgrs == NULL || scratch == NULL)
 		goto nomem;
+	memset(scratch, 0, sizeof(*scratch) * n_workers);
 	n_mgrs = n_workers + 1;
 	for (unsigned i = 0; i < n_mgrs; i++) {
 		mgrs[i] = alloc_mb_mgr(0);
@@ -242,10 +248,16 @@ static inline void fail(struct rte_mbuf *m)
 /* Tags are secret-dependent on a forgery attempt: compare without early exit. */
 static inline bool tag_equal(const uint8_t *a, const uint8_t *b, unsigned len)
 {
-	uint8_t d = 0;
+	uint64_t x, y, d = 0;
+	unsigned i = 0;
 
-	for (unsigned i = 0; i < len; i++)
-		d |= a[i] ^ b[i];
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		d |= x ^ y;
+	}
+	for (; i < len; i++)
+		d |= (uint64_t)(a[i] ^ b[i]);
 	return d == 0;
 }
 
@@ -293,14 +305,16 @@ static void run_gcm(IMB_MGR *mgr, const struct ipsecmb_sa *k, struct rte_crypto_
 	explicit_bzero(&ctx, sizeof(ctx));
 }
 
-/* A job the manager handed back: check its status and, on decrypt, the ICV. */
-static inline void job_done(const IMB_JOB *j, const struct ipsecmb_sa *k)
+/* A job the manager handed back (of any SA): its status and, on decrypt, the ICV. */
+static inline void job_done(const IMB_JOB *j)
 {
 	struct rte_crypto_op *op = j->user_data;
 
 	if (unlikely(j->status != IMB_STATUS_COMPLETED))
 		fail(op->sym->m_src);
-	else if (k->decrypt && !tag_equal(j->auth_tag_output, j->user_data2, k->tag_len))
+	else if (j->cipher_direction == IMB_DIR_DECRYPT &&
+		 !tag_equal(j->auth_tag_output, j->user_data2,
+			    (unsigned)j->auth_tag_output_len_in_bytes))
 		fail(op->sym->m_src);
 }
 
@@ -348,8 +362,8 @@ static void fill_job(IMB_JOB *j, const struct ipsecmb_sa *k, struct rte_crypto_o
 	j->u.HMAC._hashed_auth_key_xor_opad = k->k.cbc.opad;
 }
 
-static void run_jobs(IMB_MGR *mgr, struct scratch *sc, const struct ipsecmb_sa *k,
-		     struct rte_crypto_op *cop[], uint16_t n, uint16_t iv_offset)
+static void submit_jobs(IMB_MGR *mgr, struct scratch *sc, const struct ipsecmb_sa *k,
+			struct rte_crypto_op *cop[], uint16_t n, uint16_t iv_offset)
 {
 	IMB_JOB *j;
 
@@ -366,17 +380,14 @@ static void run_jobs(IMB_MGR *mgr, struct scratch *sc, const struct ipsecmb_sa *
 			continue;
 		}
 		j = IMB_GET_NEXT_JOB(mgr);
-		/* one tag slot per job the manager can hold: a slot is free again once its job is back */
-		fill_job(j, k, cop[i], iv_offset, sc->tag[i % IMB_MAX_JOBS]);
+		fill_job(j, k, cop[i], iv_offset, sc->tag[sc->next++ % IMB_MAX_JOBS]);
 		for (j = IMB_SUBMIT_JOB(mgr); j != NULL; j = IMB_GET_COMPLETED_JOB(mgr))
-			job_done(j, k);
+			job_done(j);
 	}
-	while ((j = IMB_FLUSH_JOB(mgr)) != NULL)
-		job_done(j, k);
 }
 
-void ipsecmb_process(unsigned worker, const struct ipsecmb_sa *k, struct rte_crypto_op *cop[],
-		     uint16_t n)
+void ipsecmb_submit(unsigned worker, const struct ipsecmb_sa *k, struct rte_crypto_op *cop[],
+		    uint16_t n)
 {
 	/* the IV rte_ipsec wrote, where the SA's xforms told it to (sad.c) */
 	const uint16_t iv_offset = CRYPTO_IV_OFFSET;
@@ -384,5 +395,21 @@ void ipsecmb_process(unsigned worker, const struct ipsecmb_sa *k, struct rte_cry
 	if (k->kind == IPSECMB_GCM)
 		run_gcm(mgrs[worker], k, cop, n, iv_offset);
 	else
-		run_jobs(mgrs[worker], &scratch[worker], k, cop, n, iv_offset);
+		submit_jobs(mgrs[worker], &scratch[worker], k, cop, n, iv_offset);
+}
+
+void ipsecmb_flush(unsigned worker)
+{
+	IMB_JOB *j;
+
+	while ((j = IMB_FLUSH_JOB(mgrs[worker])) != NULL)
+		job_done(j);
+}
+
+void ipsecmb_process(unsigned worker, const struct ipsecmb_sa *k, struct rte_crypto_op *cop[],
+		     uint16_t n)
+{
+	ipsecmb_submit(worker, k, cop, n);
+	if (k->kind != IPSECMB_GCM)
+		ipsecmb_flush(worker);
 }

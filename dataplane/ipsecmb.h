@@ -76,4 +76,13 @@ void ipsecmb_sa_wipe(struct ipsecmb_sa *k);
 void ipsecmb_process(unsigned worker, const struct ipsecmb_sa *k, struct rte_crypto_op *cop[],
 		     uint16_t n);
 
+/*
+ * The same in two steps, so the ops of several SAs share the job manager's
+ * lanes: submit each SA's ops, then flush once; only after the flush are all
+ * of them done (GCM ones already are when submit returns).
+ */
+void ipsecmb_submit(unsigned worker, const struct ipsecmb_sa *k, struct rte_crypto_op *cop[],
+		    uint16_t n);
+void ipsecmb_flush(unsigned worker);
+
 #endif

@@ -41,8 +41,8 @@ static inline uint32_t max_inner(const struct sa *sa)
 
 	if (port_min_mtu <= hdr + 2 + sa->pad_align)
 		return 0;
-	/* Payload plus the 2-byte trailer is padded to the cipher's alignment. */
-	return (port_min_mtu - hdr) / sa->pad_align * sa->pad_align - 2;
+	/* Payload plus the 2-byte trailer is padded to the cipher's (power of two) alignment. */
+	return ((port_min_mtu - hdr) & ~(uint32_t)(sa->pad_align - 1)) - 2;
 }
 
 static inline void acquire(struct worker *w, const struct spd_policy *p, struct rte_mbuf *m,
@@ -69,23 +69,29 @@ static inline void group_add(struct esp_group *g, uint16_t *ng, struct sa *sa, s
 	g[i].m[g[i].n++] = m;
 }
 
-/* Encrypt each group and route the ESP packets on their outer destination. */
+/* Encrypt each group and route its ESP packets on the SA's outer destination. */
 static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group *g, uint16_t ng,
 			   bool local)
 {
-	struct rte_mbuf *enc[WORKER_BURST];
-	uint16_t n_enc = 0;
+	struct forward_memo memo = { .dst = 0 };
+	struct esp_job jobs[WORKER_BURST];
 
+	RTE_BUILD_BUG_ON(WORKER_BURST > ESP_JOBS_MAX);
 	for (uint16_t i = 0; i < ng; i++) {
 		struct esp_group *e = &g[i];
-		uint16_t ok;
 
 		for (uint16_t j = 0; j < e->n; j++) {
 			if (!local)
 				forward_ttl_decrement(forward_ip4(e->m[j]));
 			rte_pktmbuf_adj(e->m[j], sizeof(struct rte_ether_hdr));
 		}
-		ok = esp_outbound(e->sa, e->m, e->n, w->id);
+		jobs[i] = (struct esp_job){ .sa = e->sa, .mb = e->m, .n = e->n };
+	}
+	esp_outbound_bulk(jobs, ng, w->id);
+	for (uint16_t i = 0; i < ng; i++) {
+		struct esp_group *e = &g[i];
+		uint16_t ok = jobs[i].ok;
+
 		if (unlikely(ok < e->n)) {
 			w->stats[in_port].drop[STATS_DROP_ESP] += e->n - ok;
 			rte_pktmbuf_free_bulk(&e->m[ok], e->n - ok);
@@ -96,15 +102,14 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
 			rte_pktmbuf_free_bulk(e->m, ok);
 			continue;
 		}
-		for (uint16_t j = 0; j < ok; j++) {
-			/* rte_ipsec keeps headroom for the outer header and Ethernet. */
-			rte_pktmbuf_prepend(e->m[j], sizeof(struct rte_ether_hdr));
-			e->m[j]->l2_len = sizeof(struct rte_ether_hdr);
-			enc[n_enc++] = e->m[j];
+		if (ok > 0) {
+			uint32_t dst;
+
+			/* rte_ipsec keeps headroom for the outer header and Ethernet */
+			memcpy(&dst, e->sa->dst, 4);
+			forward4_same_dst(w, in_port, e->m, ok, dst, &memo);
 		}
 	}
-	if (n_enc > 0)
-		forward4_burst(w, in_port, enc, n_enc, false);
 }
 
 /*
@@ -139,6 +144,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	const uint8_t *l3[WORKER_BURST];
 	uint16_t l3_len[WORKER_BURST];
 	struct spd_policy *pol[WORKER_BURST];
+	struct sa *sas[WORKER_BURST];
 	struct rte_mbuf *plain[WORKER_BURST], *other[WORKER_BURST];
 	uint32_t plain_hop[WORKER_BURST], other_hop[WORKER_BURST];
 	struct esp_group groups[WORKER_BURST];
@@ -147,6 +153,18 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 
 	l3_of(pkts, n, l3, l3_len);
 	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET, l3, l3_len, n, w->id, now, pol);
+	/* start loading every SA of the burst before the first one is needed */
+	for (uint16_t i = 0; i < n; i++)
+		if (pol[i] != NULL)
+			rte_prefetch0(pol[i]);
+	for (uint16_t i = 0, last = n; i < n; i++) {
+		if (pol[i] == NULL || pol[i]->action != DPSEC__ACTION__ACT_PROTECT)
+			continue;
+		sas[i] = spd_policy_sa(pol[i]);
+		if (sas[i] != NULL && (last == n || sas[i] != sas[last]))
+			sad_prefetch(sas[i], w->id);
+		last = i;
+	}
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		const struct spd_policy *p = pol[i];
@@ -163,7 +181,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 			plain_hop[n_plain++] = local ? 0 : hop[i];
 			break;
 		case DPSEC__ACTION__ACT_PROTECT:
-			sa = spd_policy_sa(p);
+			sa = sas[i];
 			if (unlikely(sa == NULL)) {
 				/* Never plaintext for a protected selector: ask IKE for an SA. */
 				acquire(w, p, m, now);

@@ -605,7 +605,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		rc = sz;
 		goto out;
 	}
-	hdr_sz = RTE_ALIGN_CEIL(sizeof(*sa), RTE_CACHE_LINE_SIZE);
+	hdr_sz = SAD_HDR_SIZE;
 	cnt_sz = sizeof(struct sa_counters) * sad_workers;
 	sa = rte_zmalloc("dpsec_sa", hdr_sz + cnt_sz + sz, RTE_CACHE_LINE_SIZE);
 	if (sa == NULL) {
@@ -647,6 +647,11 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	sa->replay_window = b.prm.ipsec_xform.replay_win_sz;
 	sa->esn = b.prm.ipsec_xform.options.esn;
 	sa->seq_first = b.prm.ipsec_xform.esn.value;
+	if (af == AF_INET) {
+		/* rte_ipsec copies this header and sets only total_length and packet_id */
+		b.hdr.v4.total_length = b.hdr.v4.packet_id = b.hdr.v4.hdr_checksum = 0;
+		sa->outer_sum = rte_raw_cksum(&b.hdr.v4, sizeof(b.hdr.v4));
+	}
 	sa->seq_in_base = inbound && m->has_seq_in ? m->seq_in : 0;
 	sa->seq_max = lease_count(sa, m->has_seq_limit, m->seq_limit);
 	lifetime_copy(m->lifetime, sa);
@@ -1105,17 +1110,29 @@ unsigned sad_lookup_bulk(const uint32_t spi_be[], const void *const dst[], const
 {
 	struct sa_key keys[SAD_LOOKUP_BULK_MAX];
 	const void *kp[SAD_LOOKUP_BULK_MAX];
+	struct sa *found[SAD_LOOKUP_BULK_MAX];
+	uint8_t slot[SAD_LOOKUP_BULK_MAX];
 	uint64_t hits = 0;
+	unsigned nk = 0, got = 0;
 
 	n = RTE_MIN(n, (unsigned)SAD_LOOKUP_BULK_MAX);
+	/* Bursts mostly come in runs of one SA (a flow, a tunnel): look each run up once. */
 	for (unsigned i = 0; i < n; i++) {
-		key_fill(&keys[i], spi_be[i], dst[i], family[i], IPPROTO_ESP_NUM);
-		kp[i] = &keys[i];
+		size_t alen = family[i] == AF_INET ? 4 : 16;
+
+		if (nk == 0 || spi_be[i] != spi_be[i - 1] || family[i] != family[i - 1] ||
+		    memcmp(dst[i], dst[i - 1], alen) != 0) {
+			key_fill(&keys[nk], spi_be[i], dst[i], family[i], IPPROTO_ESP_NUM);
+			kp[nk] = &keys[nk];
+			nk++;
+		}
+		slot[i] = (uint8_t)(nk - 1);
 	}
-	if (n == 0 || rte_hash_lookup_bulk_data(sad_hash, kp, n, &hits, (void **)out) < 0)
+	if (nk == 0 || rte_hash_lookup_bulk_data(sad_hash, kp, nk, &hits, (void **)found) < 0)
 		return 0;
-	for (unsigned i = 0; i < n; i++)
-		if (!(hits & (1ULL << i)))
-			out[i] = NULL;
-	return (unsigned)__builtin_popcountll(hits);
+	for (unsigned i = 0; i < n; i++) {
+		out[i] = (hits >> slot[i]) & 1 ? found[slot[i]] : NULL;
+		got += out[i] != NULL;
+	}
+	return got;
 }

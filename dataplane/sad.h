@@ -22,6 +22,7 @@
 
 #include <rte_common.h>
 #include <rte_ipsec.h>
+#include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 
 #include "dpsec.pb-c.h"
@@ -80,24 +81,26 @@ struct sa {
 	uint16_t sport, dport;		    /* NAT-T ports, host order */
 	uint8_t iv_len, icv_len, pad_align; /* ESP geometry, for drop reasons */
 	uint32_t reqid;			    /* the tunnel's SAs across rekeys; 0 = this SA alone */
+	uint16_t outer_sum; /* IPv4 outer header sum without length and id (esp.c) */
+	bool esn;
 	/* outbound: sequence numbers this SA may use in all (its lease), SAD_NO_LEASE
 	 * for none; written by the control thread, read atomically */
 	uint64_t seq_max;
+	struct sa_lifetime hard; /* held exactly by the workers (esp.c) */
+	uint64_t seq_in_base;	 /* inbound: the seq-in it was installed with */
+	struct sa_key key;
+	uint8_t src[16], dst[16]; /* outer addresses (NAT-T moves, the outer route) */
 
 	/* control thread only */
-	struct sa_key key;
-	uint8_t src[16], dst[16];
 	Dpsec__Mode mode;
 	Dpsec__Aead aead;
 	Dpsec__Cipher cipher;
 	Dpsec__Integ integ;
 	uint32_t replay_window;
-	bool esn;
 	bool expired_soft;
-	struct sa_lifetime soft, hard;
+	struct sa_lifetime soft;
 	uint64_t add_tsc;
 	uint64_t seq_first; /* first outbound sequence number */
-	uint64_t seq_in_base; /* inbound: the seq-in it was installed with */
 	const char *dev_name;
 	struct rte_ipsec_sa *ipsa; /* follows the counters in the same allocation */
 	uint8_t *params;	   /* the packed SaAdd (keys!) for sad_update; wiped on free */
@@ -115,6 +118,35 @@ struct sa {
 };
 
 extern unsigned sad_workers; /* counter slots per SA */
+
+/* Where an SA's parts lie in its one allocation: the SA, its counter slots, its rte_ipsec SA. */
+#define SAD_HDR_SIZE RTE_ALIGN_CEIL(sizeof(struct sa), RTE_CACHE_LINE_SIZE)
+
+/*
+ * Before a burst touches them: the lines of @sa a worker reads or writes,
+ * all at addresses known without loading any of them (10k SAs miss the cache).
+ */
+static inline void sad_prefetch(const struct sa *sa, unsigned worker)
+{
+	const uint8_t *p = (const uint8_t *)sa;
+	const uint8_t *cnt = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * worker;
+	const uint8_t *ipsa = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * sad_workers;
+	const uint8_t *key = (const uint8_t *)&sa->mb;
+
+	rte_prefetch0(p);
+	rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
+	rte_prefetch0(p + 2 * RTE_CACHE_LINE_SIZE);
+	rte_prefetch0(p + 3 * RTE_CACHE_LINE_SIZE);
+	rte_prefetch0(&sa->seq_taken);
+	rte_prefetch0(cnt);
+	rte_prefetch0(cnt + RTE_CACHE_LINE_SIZE);
+	rte_prefetch0(ipsa);
+	rte_prefetch0(ipsa + RTE_CACHE_LINE_SIZE);
+	rte_prefetch0(ipsa + 2 * RTE_CACHE_LINE_SIZE);
+	/* round keys, then the GCM hash keys short packets use */
+	for (unsigned i = 0; i < 5; i++)
+		rte_prefetch0(key + i * RTE_CACHE_LINE_SIZE);
+}
 
 /*
  * Create the table. @qs is the workers' QSBR variable (NULL only when no

@@ -297,6 +297,62 @@ def test_inbound_errors(algo, natt):
     assert_clean(res)
 
 
+@pytest.mark.parametrize("algo", ["aes-cbc-256+hmac-sha256-128", "chacha20-poly1305",
+                                  "aes-gcm-128"])
+def test_many_sas_in_one_burst(algo):
+    """Eight SAs interleaved packet by packet, both directions: the crypto of a whole burst
+    runs together (one job-manager pass for CBC+HMAC), yet every packet gets its own SA's
+    keys and sequence numbers, and a forged or replayed one is charged to its own SA."""
+    n_sa = 8
+    outs = [Sa(algo, SPI_OUT + i, "out", False) for i in range(n_sa)]
+    ins = [Sa(algo, SPI_IN + i, "in", False) for i in range(n_sa)]
+    lines = []
+    for i in range(n_sa):
+        lines += [outs[i].line, ins[i].line,
+                  "policy add src 10.1.0.0/24 dst 10.2.%d.0/24 dir out action protect spi %#x"
+                  % (i, SPI_OUT + i),
+                  "policy add src 10.2.%d.0/24 dst 10.1.0.0/24 dir in action protect spi %#x"
+                  % (i, SPI_IN + i)]
+        if i:  # base_config routes 10.2.0.0/24
+            lines.append("route add 10.2.%d.0/24 via 192.0.2.2 dev outside" % i)
+    cfg = H.base_config(lines)
+
+    def udp(src, dst, i):
+        return IP(raw(IP(src=src, dst=dst, id=500 + i) / UDP(sport=2000 + i, dport=9)
+                      / Raw(bytes((i * 7 + j) & 0xFF for j in range(40 + 13 * i)))))
+
+    plain_out = [udp(HOST_A, "10.2.%d.2" % (k % n_sa), k) for k in range(4 * n_sa)]
+    plain_in = [udp("10.2.%d.2" % (k % n_sa), HOST_A, k) for k in range(4 * n_sa)]
+    esp_in = []
+    for k, p in enumerate(plain_in):
+        i, seq = k % n_sa, k // n_sa + 1
+        esp_in.append(ins[i].encrypt(p, seq, "icv" if (i, seq) == (3, 2) else ""))
+    esp_in.append(ins[5].encrypt(plain_in[5], 1))  # replay of SA 5's first packet
+    res = H.PcapGateway(cfg, [frame(0, raw(p)) for p in plain_out],
+                        [frame(1, e) for e in esp_in]).run()
+
+    # a burst leaves grouped by SA; within an SA in order, with its own sequence numbers
+    got = res.out[1]
+    assert len(got) == len(plain_out), res.why("%d ESP frames" % len(got))
+    per_sa = {i: [p for p in plain_out if int(p.dst.split(".")[2]) == i] for i in range(n_sa)}
+    sent = {i: 0 for i in range(n_sa)}
+    for f in got:
+        i = struct.unpack("!I", raw(f.payload)[20:24])[0] - SPI_OUT
+        assert 0 <= i < n_sa, res.why("unknown SPI")
+        want = per_sa[i][sent[i]]
+        sent[i] += 1
+        assert check_esp_frame(f, outs[i], sent[i], "SA %d" % i) == forwarded(want)
+    want_in = sorted(forwarded(p) for k, p in enumerate(plain_in)
+                     if (k % n_sa, k // n_sa + 1) != (3, 2))
+    assert sorted(raw(f.payload) for f in res.out[0]) == want_in, res.why("decrypted traffic")
+    for i in range(n_sa):
+        drops = H.sa_drops(res.sas[SPI_IN + i])
+        assert drops["auth"] == (1 if i == 3 else 0) and drops["replay"] == (1 if i == 5 else 0), \
+            res.why("SA %d drops %s" % (i, drops))
+        assert int(res.sas[SPI_OUT + i]["packets"]) == 4
+    assert_clean(res)
+
+
 def test_inbound_seq_in():
     """An SA installed with seq-in N (a resync) refuses N and everything older; `show sa`
     reports the highest number accepted, and `sa update` keeps that floor."""

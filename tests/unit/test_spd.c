@@ -409,6 +409,40 @@ static void test_lookup4(void **state)
 	}
 }
 
+/* Repeated lookups of one flow come from the worker's flow cache: every change of the SPD
+ * must show on the very next one, in each worker's cache, for hits and misses alike. */
+static void test_flow_cache_follows_changes(void **state)
+{
+	struct pkt flow = pkt4("10.1.2.3", "10.2.3.4", 17, 4000, 53);
+
+	(void)state;
+	for (unsigned w = 0; w < 2; w++) {
+		assert_null(classify_on(OUT, &flow, w));
+		assert_null(classify_on(OUT, &flow, w));
+	}
+	assert_int_equal(add((struct pol){"10.0.0.0/8", "10.2.0.0/16", ANY, OUT, PROTECT, 1}), 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(spi_of(OUT, flow), 1);
+	assert_int_equal(add((struct pol){"10.1.0.0/16", "10.2.3.0/24", 17, 0, 0, 53, 53, OUT,
+					  PROTECT, 2}),
+			 0);
+	assert_int_equal(spi_of(OUT, flow), 2);
+	assert_int_equal(classify_on(OUT, &flow, 1)->spi, 2);
+	/* same selector, rebound in place */
+	assert_int_equal(add((struct pol){"10.1.0.0/16", "10.2.3.0/24", 17, 0, 0, 53, 53, OUT,
+					  PROTECT, 3, 0, true}),
+			 0);
+	assert_int_equal(spi_of(OUT, flow), 3);
+	assert_int_equal(del("10.1.0.0/16", "10.2.3.0/24", 17, 0, 0, 53, 53, OUT), 0);
+	assert_int_equal(spi_of(OUT, flow), 1);
+	assert_int_equal(classify_on(OUT, &flow, 1)->spi, 1);
+	/* the other direction has its own entries */
+	assert_null(classify(IN, flow));
+	assert_int_equal(spd_flush(NULL, err, sizeof(err)), 0);
+	assert_null(classify(OUT, flow));
+	assert_null(classify_on(OUT, &flow, 1));
+}
+
 static void test_lookup6(void **state)
 {
 	(void)state;
@@ -721,6 +755,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_add_del_errors, test_setup),
 	    cmocka_unit_test_setup(test_lookup4, test_setup),
+	    cmocka_unit_test_setup(test_flow_cache_follows_changes, test_setup),
 	    cmocka_unit_test_setup(test_lookup6, test_setup),
 	    cmocka_unit_test_setup(test_fragments_and_options, test_setup),
 	    cmocka_unit_test_setup(test_counters_dump_sa, test_setup),
