@@ -667,7 +667,7 @@ static void send_reply(struct chan_server *s, const zmq_msg_t *idm, Dpsec__Reply
 	m.kind_case = DPSEC__MSG__KIND_REPLY;
 	m.reply = rep;
 	len = dpsec__msg__get_packed_size(&m);
-	if (len > CHAN_MSG_MAX) {
+	if (len > CHAN_REPLY_MAX) {
 		Dpsec__Reply *big = malloc(sizeof(*big));
 
 		if (!big)
@@ -677,7 +677,7 @@ static void send_reply(struct chan_server *s, const zmq_msg_t *idm, Dpsec__Reply
 		big->epoch = rep->epoch;
 		chan_reply_error(big, DPSEC__CODE__ETOOBIG,
 				 "reply of %zu bytes exceeds the channel maximum of %d bytes", len,
-				 CHAN_MSG_MAX);
+				 CHAN_REPLY_MAX);
 		protobuf_c_message_free_unpacked(&rep->base, NULL);
 		rep = big;
 		m.reply = rep;
@@ -964,7 +964,7 @@ struct chan_client *chan_client_open(const char *endpoint, char *err, size_t err
 	struct chan_client *c;
 	enum ep_kind kind;
 	int zero = 0, hwm = CHAN_HWM;
-	int64_t maxsz = CHAN_MSG_MAX;
+	int64_t maxsz = CHAN_REPLY_MAX;
 
 	if (endpoint_kind(endpoint, &kind, err, errlen) < 0)
 		return NULL;
@@ -1050,7 +1050,7 @@ static int client_drain(struct chan_client *c, uint64_t want, bool any, Dpsec__R
 			zmq_msg_close(&m);
 			return 0;
 		}
-		msg = zmq_msg_size(&m) <= CHAN_MSG_MAX
+		msg = zmq_msg_size(&m) <= CHAN_REPLY_MAX
 			  ? dpsec__msg__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m))
 			  : NULL;
 		zmq_msg_close(&m);

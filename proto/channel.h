@@ -18,8 +18,11 @@
 #include "dpsec.pb-c.h"
 
 #define CHAN_DEFAULT_ENDPOINT "ipc:///run/dpsec/ctl.sock"
-/* Largest frame either side accepts; larger ones get ETOOBIG. */
+/* Largest request (or event) either side accepts; larger ones get ETOOBIG. */
 #define CHAN_MSG_MAX (1024 * 1024)
+/* Largest reply: `show sa` of 10,000 tunnels is a few MB; the dataplane makes replies
+ * itself, so only its own size bounds them. */
+#define CHAN_REPLY_MAX (64 * 1024 * 1024)
 /* Events queued for one subscriber before it is considered gone. */
 #define CHAN_EVENT_QUEUE_MAX 65536
 

@@ -353,6 +353,26 @@ def test_many_sas_in_one_burst(algo):
     assert_clean(res)
 
 
+def test_show_sa_at_scale():
+    """`show sa` of 10,000 SAs (a few MB, above the request size limit) is answered."""
+    n = 10000
+    lines = ["sa add src %s dst %s proto esp spi %#x dir out mode tunnel aead aes-gcm-128 0x%s"
+             % (GW, PEER, 0x10000 + i, key(20, i).hex()) for i in range(n)]
+    gw = H.LiveGateway(H.base_config(lines))
+    try:
+        gw.start()
+        sas = gw.dp.ctl_json("show", "sa", timeout=60).get("sas", [])
+        text = gw.dp.ctl("show", "sa", timeout=60).stdout
+    except BaseException:
+        gw.close()
+        raise
+    res = gw.finish()
+    assert len(sas) == n, res.why("show sa returned %d of %d SAs" % (len(sas), n))
+    assert sorted(int(s["sa"]["spi"]) for s in sas) == list(range(0x10000, 0x10000 + n))
+    assert text.count("0x000") >= n, res.why("text table cut short")
+    assert_clean(res)
+
+
 def test_inbound_seq_in():
     """An SA installed with seq-in N (a resync) refuses N and everything older; `show sa`
     reports the highest number accepted, and `sa update` keeps that floor."""
