@@ -79,6 +79,16 @@ static Dpsec__Stats *stats_dump(void)
 	stats_counter_add(&s->global, &s->n_global, "mbuf_avail", rte_mempool_avail_count(port_pool));
 	stats_counter_add(&s->global, &s->n_global, "upcall_full", upcall_full);
 	stats_counter_add(&s->global, &s->n_global, "routes", fib_dump_count());
+	/* how RSS spreads the load: packets each worker received from the wire */
+	for (unsigned w = 0; w < stats_n_workers; w++) {
+		char name[32];
+		uint64_t rx = 0;
+
+		for (uint16_t p = 0; p < PORT_MAX; p++)
+			rx += stats_ports[w][p].rx;
+		snprintf(name, sizeof(name), "worker%u_rx", w);
+		stats_counter_add(&s->global, &s->n_global, name, rx);
+	}
 	s->n_ports = ports_dump(&s->ports);
 	return s;
 }

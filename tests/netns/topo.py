@@ -133,7 +133,7 @@ def veth(ns_a, if_a, ns_b, if_b):
 class Dataplane:
     """One dpsec-dataplane process inside a namespace, with its config, log and ctl socket."""
 
-    def __init__(self, ns, config_text, wire_ifaces, tag, binary=DATAPLANE):
+    def __init__(self, ns, config_text, wire_ifaces, tag, binary=DATAPLANE, workers=1):
         self.ns = ns
         # A short private directory: ipc:// endpoints are unix sockets (path <= 107 bytes).
         self.dir = tempfile.mkdtemp(prefix="dpt-", dir="/tmp")
@@ -144,11 +144,16 @@ class Dataplane:
         self.proc = None
         with open(self.config, "w") as f:
             f.write(config_text)
-        self.args = ["ip", "netns", "exec", ns.name, binary,
-                     "-l", "0,1", "--no-pci", "--file-prefix", self.file_prefix,
+        # Worker lcores share this machine's two CPUs (idle sleep keeps that fair); several
+        # queue pairs on af_packet are a kernel fanout by flow hash: RSS for the tests.
+        lcores = ["-l", "0,1"] if workers == 1 else [
+            "--lcores", ",".join(["0@0"] + ["%d@%d" % (i, 1 - i % 2) for i in range(1, workers + 1)])]
+        self.args = ["ip", "netns", "exec", ns.name, binary] + lcores + [
+                     "--no-pci", "--file-prefix", self.file_prefix,
                      "--huge-dir", HUGE_DIR, "-m", "256"]
         for i, ifname in enumerate(wire_ifaces):
-            self.args += ["--vdev", "net_af_packet%d,iface=%s" % (i, ifname)]
+            self.args += ["--vdev", "net_af_packet%d,iface=%s%s"
+                          % (i, ifname, ",qpairs=%d" % workers if workers > 1 else "")]
         self.args += ["--", "--config", self.config, "--ctl", self.ctl_ep]
 
     def start(self):
@@ -280,9 +285,11 @@ def gateway_config(inside_addr, outside_addr, routes, extra=()):
 class Topology:
     """The four-node topology. gwa/gwb: "dpsec" or "kernel"."""
 
-    def __init__(self, gwa="dpsec", gwb="kernel", extra=None):
-        """extra: {"gwA": [config lines], ...} appended to a dpsec gateway's config."""
+    def __init__(self, gwa="dpsec", gwb="kernel", extra=None, workers=1):
+        """extra: {"gwA": [config lines], ...} appended to a dpsec gateway's config;
+        workers: worker lcores (and wire queue pairs) of each dpsec gateway."""
         self.tag = secrets.token_hex(3)
+        self.workers = workers
         self.extra = extra or {}
         self.kinds = {"gwA": gwa, "gwB": gwb}
         self.ns = {}
@@ -312,7 +319,8 @@ class Topology:
                 ns.sysctl("net.ipv4.conf.%s.rp_filter" % ifname, "1")
                 ns.ip("link", "set", ifname, "arp", "off")
             dp = Dataplane(ns, gateway_config(inside, outside, [route], self.extra.get(node, ())),
-                           ["v-inside", "v-outside"], "%s-%s" % (self.tag, node))
+                           ["v-inside", "v-outside"], "%s-%s" % (self.tag, node),
+                           workers=self.workers)
             self.dataplanes[node] = dp
         else:
             ns.ip("addr", "add", inside, "dev", "dp-inside")
