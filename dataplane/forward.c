@@ -76,6 +76,8 @@ void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, c
 	uint16_t oport[WORKER_BURST];
 	uint8_t slot[WORKER_BURST]; /* out[i]'s key in keys[] */
 	void *data[WORKER_BURST];
+	struct rte_ether_hdr hdr[WORKER_BURST];
+	bool ok[WORKER_BURST];
 	uint64_t hits = 0, last = UINT64_MAX;
 	uint16_t m = 0, nk = 0;
 
@@ -114,25 +116,29 @@ void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, c
 	if (m == 0)
 		return;
 	rte_hash_lookup_bulk_data(neigh_table, kp, nk, &hits, data);
-
+	/* one Ethernet header per next hop, copied onto its packets whole */
+	for (uint16_t k = 0; k < nk; k++) {
+		ok[k] = ((hits >> k) & 1) && neigh_mac((uintptr_t)data[k], &hdr[k].dst_addr);
+		if (ok[k]) {
+			rte_ether_addr_copy(&ports[keys[k].port].mac, &hdr[k].src_addr);
+			hdr[k].ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+		}
+	}
 	for (uint16_t i = 0; i < m; i++) {
 		struct rte_mbuf *p = out[i];
-		struct rte_ether_hdr *eth = rte_pktmbuf_mtod(p, struct rte_ether_hdr *);
-		uint16_t port = oport[i];
 		uint8_t k = slot[i];
 
-		if (unlikely(!((hits >> k) & 1) || !neigh_mac((uintptr_t)data[k], &eth->dst_addr))) {
+		if (unlikely(!ok[k])) {
 			uint32_t addr;
 
 			__builtin_memcpy(&addr, keys[k].addr, 4);
-			upcall_resolve4(w, port, addr);
+			upcall_resolve4(w, oport[i], addr);
 			tx_drop(w, in_port, p, STATS_DROP_NEIGH_MISS);
 			continue;
 		}
 		if (ttl)
 			forward_ttl_decrement(forward_ip4(p));
-		rte_ether_addr_copy(&ports[port].mac, &eth->src_addr);
-		eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
-		tx_enqueue(w, port, p);
+		rte_memcpy(rte_pktmbuf_mtod(p, void *), &hdr[k], sizeof(hdr[k]));
+		tx_enqueue(w, oport[i], p);
 	}
 }
