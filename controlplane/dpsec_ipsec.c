@@ -269,6 +269,32 @@ static uint32_t dp_priority(kernel_ipsec_manage_policy_t *data)
 	}
 }
 
+/*
+ * A binding's place among a policy's bindings: its dataplane priority, then
+ * charon's class (an installed SA before a trap before a fallback), so equal
+ * manual priorities never let a newer trap displace an active SA.
+ */
+static uint64_t binding_rank(kernel_ipsec_manage_policy_t *data, uint32_t dp_prio)
+{
+	unsigned cls;
+
+	switch (data->prio) {
+	case POLICY_PRIORITY_PASS:
+		cls = 0;
+		break;
+	case POLICY_PRIORITY_ROUTED:
+		cls = 2;
+		break;
+	case POLICY_PRIORITY_FALLBACK:
+		cls = 3;
+		break;
+	default:
+		cls = 1;
+		break;
+	}
+	return (uint64_t)dp_prio << 2 | cls;
+}
+
 static void sa_id_fill(Dpsec__SaId *out, kernel_ipsec_sa_id_t *id)
 {
 	dpsec__sa_id__init(out);
@@ -1120,7 +1146,7 @@ METHOD(kernel_ipsec_t, add_policy, status_t, private_dpsec_ipsec_t *this,
 		return NOT_SUPPORTED;
 	}
 	INIT(b, .req = dpsec_msg_clone(&m.base), .type = data->type, .prio = data->prio,
-	     .cfg = *data->sa, .rank = m.priority);
+	     .cfg = *data->sa, .rank = binding_rank(data, m.priority));
 
 	this->mutex->lock(this->mutex);
 	p = this->shadow->get_policy(this->shadow, &pid, TRUE);

@@ -210,23 +210,6 @@ METHOD(dpsec_shadow_t, del_sa, bool, private_dpsec_shadow_t *this, const Dpsec__
 	return TRUE;
 }
 
-METHOD(dpsec_shadow_t, rekey_sa, bool, private_dpsec_shadow_t *this, const Dpsec__SaId *id,
-       const Dpsec__SaId *new_id)
-{
-	sa_entry_t *e, *old;
-	sa_key_t k;
-
-	sa_key_fill(&k, &id->dst, id->proto, id->spi);
-	e = this->sas->remove(this->sas, &k);
-	if (!e)
-		return FALSE;
-	sa_key_fill(&e->key, &new_id->dst, new_id->proto, new_id->spi);
-	old = this->sas->put(this->sas, &e->key, e);
-	if (old)
-		sa_entry_destroy(old);
-	return TRUE;
-}
-
 CALLBACK(sa_filter, bool, void *data, enumerator_t *orig, va_list args)
 {
 	dpsec_shadow_sa_t **out;
@@ -429,7 +412,6 @@ dpsec_shadow_t *dpsec_shadow_create(void)
 		     .add_sa = _add_sa,
 		     .get_sa = _get_sa,
 		     .del_sa = _del_sa,
-		     .rekey_sa = _rekey_sa,
 		     .create_sa_enumerator = _create_sa_enumerator,
 		     .sa_count = _sa_count,
 		     .add_spi = _add_spi,

@@ -57,7 +57,7 @@ struct dpsec_shadow_binding_t {
 	policy_priority_t prio;
 	ipsec_sa_cfg_t cfg;
 	/* place in the policy's list: lower first (set by the caller) */
-	u_int rank;
+	uint64_t rank;
 };
 
 /* A policy: one dataplane SPD entry, shared by every binding. */
@@ -73,8 +73,6 @@ struct dpsec_shadow_t {
 	dpsec_shadow_sa_t *(*get_sa)(dpsec_shadow_t *this, const Dpsec__SaId *id);
 	/* Forget an SA, wiping its keys. FALSE if unknown. */
 	bool (*del_sa)(dpsec_shadow_t *this, const Dpsec__SaId *id);
-	/* Give an SA a new identity (sa update changed its destination). */
-	bool (*rekey_sa)(dpsec_shadow_t *this, const Dpsec__SaId *id, const Dpsec__SaId *new_id);
 	/* Enumerates dpsec_shadow_sa_t*. */
 	enumerator_t *(*create_sa_enumerator)(dpsec_shadow_t *this);
 	u_int (*sa_count)(dpsec_shadow_t *this);

@@ -4,15 +4,18 @@
 #include <rte_esp.h>
 #include <rte_udp.h>
 
+#include <rte_ip_frag.h>
+
 #include "esp.h"
 #include "forward.h"
 #include "inbound.h"
+#include "reass.h"
 #include "sad.h"
 #include "spd.h"
 #include "tap.h"
 #include "upcall.h"
 
-/* RFC 3948: a lone 0xff is a keepalive; four zero bytes mark IKE on port 4500. */
+/* RFC 3948: a lone 0xff is a keepalive; four zero bytes mark IKE on a NAT-T port. */
 #define NATT_KEEPALIVE 0xff
 
 struct esp_group {
@@ -27,7 +30,16 @@ struct esp_group {
 	uint16_t moved_sport[WORKER_BURST];
 };
 
-enum kind { K_PUNT, K_ESP, K_DROP };
+enum kind { K_PUNT, K_ESP, K_DROP, K_FRAG };
+
+/* The UDP destination port (host order) of an ESP-in-UDP packet parse() accepted. */
+static inline uint16_t udp_dport(struct rte_mbuf *m)
+{
+	const struct rte_udp_hdr *uh = rte_pktmbuf_mtod_offset(m, const struct rte_udp_hdr *,
+							       m->l2_len + m->l3_len);
+
+	return rte_be_to_cpu_16(uh->dst_port);
+}
 
 /* Find the SPI of an ESP or ESP-in-UDP packet, or decide it is not ESP. */
 static inline enum kind parse(struct rte_mbuf *m, uint32_t *spi, bool *udp, enum stats_drop *why)
@@ -38,13 +50,16 @@ static inline enum kind parse(struct rte_mbuf *m, uint32_t *spi, bool *udp, enum
 	const uint8_t *p;
 
 	*udp = false;
+	if (unlikely(rte_ipv4_frag_pkt_is_fragmented(ip)))
+		/* the kernel reassembles the rest (IKE with certificates, among them) */
+		return ip->next_proto_id == IPPROTO_ESP ? K_FRAG : K_PUNT;
 	if (ip->next_proto_id == IPPROTO_UDP) {
 		const struct rte_udp_hdr *uh;
 
 		if (len < l4 + sizeof(*uh))
 			return K_PUNT; /* the kernel counts its own malformed UDP */
 		uh = rte_pktmbuf_mtod_offset(m, const struct rte_udp_hdr *, l4);
-		if (uh->dst_port != RTE_BE16(INBOUND_NATT_PORT))
+		if (!sad_natt_port(uh->dst_port))
 			return K_PUNT;
 		p = (const uint8_t *)(uh + 1);
 		l4 += sizeof(*uh);
@@ -195,7 +210,18 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 	for (uint16_t i = 0; i < n; i++) {
 		enum stats_drop why = STATS_DROP_ESP_MALFORMED;
 
-		switch (parse(pkts[i], &spi[n_esp], &udp[n_esp], &why)) {
+		struct rte_mbuf *m = pkts[i];
+		enum kind k = parse(m, &spi[n_esp], &udp[n_esp], &why);
+
+		if (unlikely(k == K_FRAG)) {
+			m = reass_add(w->id, m, now);
+			if (m == NULL)
+				continue; /* more pieces to come, or dropped and counted */
+			pkts[i] = m;
+			k = parse(m, &spi[n_esp], &udp[n_esp], &why);
+		}
+		switch (k) {
+		case K_FRAG:
 		case K_PUNT:
 			tap_punt(w, in_port, pkts[i]);
 			break;
@@ -220,8 +246,9 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 		struct sa *sa = sas[i];
 		uint16_t g;
 
-		/* An SA only takes the encapsulation it was negotiated with. */
-		if (unlikely(sa == NULL || !sa->inbound || sa->natt != udp[i])) {
+		/* An SA only takes the encapsulation (and port of ours) it was negotiated with. */
+		if (unlikely(sa == NULL || !sa->inbound || sa->natt != udp[i] ||
+			     (udp[i] && udp_dport(esp[i]) != sa->dport))) {
 			tx_drop(w, in_port, esp[i], STATS_DROP_NO_SA);
 			continue;
 		}
@@ -237,6 +264,7 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 			const struct rte_ipv4_hdr *ip = forward_ip4(esp[i]);
 			const struct rte_udp_hdr *uh =
 				(const void *)((const uint8_t *)ip + esp[i]->l3_len);
+
 
 			groups[g].moved[groups[g].n] =
 				memcmp(&ip->src_addr, sa->src, 4) != 0 ||

@@ -9,8 +9,6 @@
 
 #include "worker.h"
 
-#define INBOUND_NATT_PORT 4500
-
 /* @pkts: valid IPv4 with Ethernet header whose destination is a local address. */
 void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n);
 

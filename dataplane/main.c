@@ -25,6 +25,7 @@
 #include "apply.h"
 #include "channel.h"
 #include "crypto.h"
+#include "reass.h"
 #include "fib.h"
 #include "lifetime.h"
 #include "grammar.h"
@@ -276,7 +277,8 @@ int main(int argc, char **argv)
 	    port_init(n_workers, o.mbufs, err, sizeof(err)) < 0 || nl_init(err, sizeof(err)) < 0 ||
 	    crypto_init(n_workers, err, sizeof(err)) < 0 ||
 	    sad_init(worker_config.qs, n_workers, err, sizeof(err)) < 0 ||
-	    spd_init(worker_config.qs, err, sizeof(err)) < 0) {
+	    spd_init(worker_config.qs, err, sizeof(err)) < 0 ||
+	    reass_init(n_workers, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dpsec-dataplane: %s\n", err);
 		goto out_eal;
 	}
@@ -320,6 +322,7 @@ out_ports:
 	/* SAD first: flushing it unbinds SAs from policies, so the SPD must still exist. */
 	sad_fini();
 	spd_fini();
+	reass_fini();
 	crypto_fini();
 out_eal:
 	gram_config_free(&cfg);

@@ -114,10 +114,30 @@ static void defer_free(void *p, void *e, unsigned n)
 }
 
 /* Hand a record (and its key slot) to the grace-period queue. */
+uint64_t sad_natt_ports[65536 / 64];
+static uint32_t natt_refs[65536]; /* inbound NAT-T SAs per local port */
+
+static void natt_port_set(uint16_t port, bool on)
+{
+	uint64_t bit = 1ull << (port % 64), v = sad_natt_ports[port / 64];
+
+	__atomic_store_n(&sad_natt_ports[port / 64], on ? v | bit : v & ~bit, __ATOMIC_RELAXED);
+}
+
+/* An inbound NAT-T SA comes into (+1) or leaves (-1) the table: its port follows. */
+static void natt_ref(const struct sa *sa, int d)
+{
+	if (!sa->inbound || !sa->natt || sa->dport == SAD_NATT_PORT)
+		return;
+	natt_refs[sa->dport] += (uint32_t)d;
+	natt_port_set(sa->dport, natt_refs[sa->dport] != 0);
+}
+
 static void retire(struct sa *sa, int32_t pos)
 {
 	struct sad_defer d = {.sa = sa, .pos = pos};
 
+	natt_ref(sa, -1);
 	if (sad_dq == NULL || rte_rcu_qsbr_dq_enqueue(sad_dq, &d) != 0) {
 		/* No readers registered (or queue full): wait them out here. */
 		if (sad_qs != NULL)
@@ -136,6 +156,10 @@ int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errl
 	    .socket_id = SOCKET_ID_ANY,
 	    .extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
 	};
+
+	memset(natt_refs, 0, sizeof(natt_refs));
+	memset(sad_natt_ports, 0, sizeof(sad_natt_ports));
+	natt_port_set(SAD_NATT_PORT, true);
 
 	if (n_workers == 0) {
 		snprintf(err, errlen, "sad: no workers");
@@ -681,6 +705,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		rc = -ENOSPC;
 		goto out;
 	}
+	natt_ref(sa, +1);
 	if (sad_rebind != NULL)
 		sad_rebind(old, sa);
 	if (old != NULL)

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_ipsec.h>
 #include <rte_prefetch.h>
@@ -118,6 +119,22 @@ struct sa {
 };
 
 extern unsigned sad_workers; /* counter slots per SA */
+
+#define SAD_NATT_PORT 4500 /* always ESP-in-UDP / IKE (RFC 3948), SAs or not */
+
+/*
+ * Local UDP ports that carry ESP-in-UDP: 4500 and whatever port an inbound
+ * NAT-T SA names as its destination (charon's port_nat_t). Workers read it;
+ * the control thread keeps it (bit per port, network-order port numbers).
+ */
+extern uint64_t sad_natt_ports[65536 / 64];
+
+static inline bool sad_natt_port(uint16_t port_be)
+{
+	uint16_t p = rte_be_to_cpu_16(port_be);
+
+	return (__atomic_load_n(&sad_natt_ports[p / 64], __ATOMIC_RELAXED) >> (p % 64)) & 1;
+}
 
 /* Where an SA's parts lie in its one allocation: the SA, its counter slots, its rte_ipsec SA. */
 #define SAD_HDR_SIZE RTE_ALIGN_CEIL(sizeof(struct sa), RTE_CACHE_LINE_SIZE)

@@ -65,19 +65,22 @@ static size_t ports_dump(Dpsec__PortInfo ***out)
 static Dpsec__Stats *stats_dump(void)
 {
 	Dpsec__Stats *s = malloc(sizeof(*s));
-	uint64_t upcall_full = 0;
+	uint64_t upcall_full = 0, reass_dropped = 0;
 
 	if (s == NULL)
 		return NULL;
 	dpsec__stats__init(s);
-	for (unsigned w = 0; w < stats_n_workers; w++)
+	for (unsigned w = 0; w < stats_n_workers; w++) {
 		upcall_full += stats_workers[w].upcall_full;
+		reass_dropped += stats_workers[w].reass_dropped;
+	}
 	stats_counter_add(&s->global, &s->n_global, "workers", stats_n_workers);
 	stats_counter_add(&s->global, &s->n_global, "mbuf_in_use",
 			  rte_mempool_in_use_count(port_pool));
 	stats_counter_add(&s->global, &s->n_global, "mbuf_in_use_baseline", show_mbuf_baseline);
 	stats_counter_add(&s->global, &s->n_global, "mbuf_avail", rte_mempool_avail_count(port_pool));
 	stats_counter_add(&s->global, &s->n_global, "upcall_full", upcall_full);
+	stats_counter_add(&s->global, &s->n_global, "reass_dropped", reass_dropped);
 	stats_counter_add(&s->global, &s->n_global, "routes", fib_dump_count());
 	/* how RSS spreads the load: packets each worker received from the wire */
 	for (unsigned w = 0; w < stats_n_workers; w++) {

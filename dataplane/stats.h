@@ -52,7 +52,8 @@ struct stats_port {
 } __rte_cache_aligned;
 
 struct stats_global {
-	uint64_t upcall_full; /* upcalls lost because the ring was full */
+	uint64_t upcall_full;	/* upcalls lost because the ring was full */
+	uint64_t reass_dropped; /* ESP fragments whose packet could not be reassembled */
 } __rte_cache_aligned;
 
 /* Per-worker blocks, indexed [worker][port]. */

@@ -7,8 +7,9 @@
 #include "outbound.h"
 #include "tap.h"
 
-#define IKE_PORT  500
-#define NATT_PORT 4500
+#include "sad.h"
+
+#define IKE_PORT 500
 
 /*
  * IPv4 the SPD must see: all of the gateway's own traffic except IKE (and its
@@ -34,7 +35,7 @@ static inline bool needs_spd(struct rte_mbuf *m)
 	    len >= sizeof(*eth) + hl + sizeof(struct rte_udp_hdr)) {
 		const struct rte_udp_hdr *uh = (const void *)((const uint8_t *)ip + hl);
 
-		if (uh->src_port == RTE_BE16(IKE_PORT) || uh->src_port == RTE_BE16(NATT_PORT))
+		if (uh->src_port == RTE_BE16(IKE_PORT) || sad_natt_port(uh->src_port))
 			return false;
 	}
 	return true;

@@ -9,6 +9,7 @@
 #include "forward.h"
 #include "inbound.h"
 #include "outbound.h"
+#include "reass.h"
 #include "tap.h"
 #include "tx.h"
 #include "worker.h"
@@ -153,6 +154,7 @@ static int worker_main(void *arg)
 			}
 			tx_flush(w);
 		}
+		reass_tick(w->id, now);
 		rte_rcu_qsbr_quiescent(worker_config.qs, w->id);
 		if (got > 0)
 			empty = 0;

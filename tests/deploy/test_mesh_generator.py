@@ -107,6 +107,18 @@ def test_two_sites_tree_and_content(tmp_path):
     assert "route add 10.20.0.0/16 via 10.2.0.254 dev inside" in dp, dp
 
 
+def test_lost_ca_key_is_refused(tmp_path):
+    """A CA certificate without its key: no new key that would not match what every site
+    trusts; the generator says so and writes nothing."""
+    assert gen(tmp_path, TWO_SITES).returncode == 0
+    (tmp_path / "out" / "ca" / "ca.key").unlink()
+    before = tree(tmp_path / "out")
+    p = gen(tmp_path, TWO_SITES)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "exists without ca/ca.key" in p.stderr, p.stderr
+    assert tree(tmp_path / "out") == before
+
+
 def test_rerun_with_added_site_keeps_ca_and_certs(tmp_path):
     assert gen(tmp_path, TWO_SITES.replace('"10.2.0.0/24", "10.20.0.0/16"',
                                            '"10.2.0.0/24"')).returncode == 0

@@ -353,6 +353,69 @@ def test_many_sas_in_one_burst(algo):
     assert_clean(res)
 
 
+def test_natt_port_of_the_sa():
+    """An inbound NAT-T SA on another local port than 4500 (charon's port_nat_t): its
+    ESP-in-UDP is taken there and only there; IKE and keepalives on that port are treated
+    as on 4500; once the SA is gone the port is plain UDP again (the kernel's)."""
+    port = 4600
+    in_sa = Sa("aes-gcm-128", SPI_IN, "in", False,
+               extra="encap udp sport %d dport %d" % (NATT_PORT, port))
+    cfg = H.base_config([
+        in_sa.line,
+        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
+    ])
+    P = inner_packets(HOST_B, HOST_A)
+
+    def esp_udp(inner, seq, dport):
+        e = IP(in_sa.encrypt(inner, seq))  # raw ESP, then wrapped as the peer's NAT would
+        return raw(IP(src=PEER, dst=GW) / UDP(sport=NATT_PORT, dport=dport, chksum=0)
+                   / Raw(raw(e.payload)))
+
+    frames = [esp_udp(P[0], 1, port),                 # delivered
+              esp_udp(P[1], 2, NATT_PORT),            # right SA, wrong port of ours
+              raw(IP(src=PEER, dst=GW) / UDP(sport=NATT_PORT, dport=port)
+                  / Raw(b"\x00\x00\x00\x00ike")),     # IKE on the SA's port: the kernel's
+              raw(IP(src=PEER, dst=GW) / UDP(sport=NATT_PORT, dport=port) / Raw(b"\xff")),
+              raw(IP(src=PEER, dst=GW) / UDP(sport=9, dport=port + 1) / Raw(b"plain"))]
+    res = H.PcapGateway(cfg, [], [frame(1, f) for f in frames]).run()
+    assert [raw(f.payload) for f in res.out[0]] == [forwarded(P[0])], \
+        res.why("delivered %d" % len(res.out[0]))
+    assert res.drops("outside") == {"drop_no_sa": 1, "drop_natt_keepalive": 1}, \
+        res.why("drops %s" % res.drops("outside"))
+    assert res.port("outside")["punted"] == 2, res.why("punted %s" % res.port("outside"))
+    assert_clean(res)
+
+
+def test_fragmented_esp_is_reassembled():
+    """ESP the path fragmented is put together before decryption (RFC 4303 3.4.1), in
+    any order; the pieces of a packet that never completes are dropped after the timeout
+    and counted, and their buffers come back."""
+    from scapy.all import fragment
+    in_sa = Sa("aes-gcm-128", SPI_IN, "in", False)
+    cfg = H.base_config([
+        in_sa.line,
+        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
+    ])
+    big = [IP(raw(IP(src=HOST_B, dst=HOST_A, id=900 + i) / UDP(sport=7, dport=7)
+                  / Raw(bytes((i + j) & 0xFF for j in range(1300))))) for i in range(3)]
+    frags = []
+    for i, p in enumerate(big):
+        outer = IP(in_sa.encrypt(p, i + 1))
+        outer.id = 0x700 + i
+        pieces = [raw(f) for f in fragment(outer, fragsize=600)]
+        assert len(pieces) == 3
+        frags += pieces if i != 1 else pieces[::-1]
+    lost = IP(in_sa.encrypt(big[0], 10))
+    lost.id = 0x7ff
+    frags.append(raw(fragment(lost, fragsize=600)[0]))  # its other pieces never come
+    res = H.PcapGateway(cfg, [], [frame(1, f) for f in frags]).run()
+    got = sorted(raw(f.payload) for f in res.out[0])
+    assert got == sorted(forwarded(p) for p in big), res.why("delivered %d" % len(got))
+    assert int(res.glob.get("reass_dropped", 0)) == 1, res.why("glob %s" % res.glob)
+    assert res.port("outside")["punted"] == 0, res.why("fragments went to the kernel")
+    assert_clean(res)
+
+
 def test_show_sa_at_scale():
     """`show sa` of 10,000 SAs (a few MB, above the request size limit) is answered."""
     n = 10000
