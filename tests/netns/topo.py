@@ -155,6 +155,8 @@ class Dataplane:
             self.args += ["--vdev", "net_af_packet%d,iface=%s%s"
                           % (i, ifname, ",qpairs=%d" % workers if workers > 1 else "")]
         self.args += ["--", "--config", self.config, "--ctl", self.ctl_ep]
+        # e.g. DPT_DATAPLANE_ARGS="--idle-sleep-us 100" (benchmarks, experiments)
+        self.args += os.environ.get("DPT_DATAPLANE_ARGS", "").split()
 
     def start(self):
         if not os.access(self.args[4], os.X_OK):
