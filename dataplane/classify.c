@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <string.h>
+
 #include <rte_arp.h>
 #include <rte_ip.h>
 
@@ -9,7 +11,7 @@
 
 #define ARP_LEN (sizeof(struct rte_ether_hdr) + sizeof(struct rte_arp_hdr))
 
-enum verdict { V_FORWARD, V_PUNT, V_DROP };
+enum verdict { V_FORWARD, V_FORWARD6, V_PUNT, V_DROP };
 
 static inline enum verdict check_ipv4(struct rte_mbuf *m, enum stats_drop *why)
 {
@@ -53,12 +55,22 @@ static inline enum verdict check_ipv4(struct rte_mbuf *m, enum stats_drop *why)
 	return V_FORWARD;
 }
 
+static inline bool is_zero_or_loopback6(const uint8_t a[16])
+{
+	uint64_t hi, lo;
+
+	memcpy(&hi, a, 8);
+	memcpy(&lo, a + 8, 8);
+	return hi == 0 && (lo == 0 || lo == rte_cpu_to_be_64(1));
+}
+
 static inline enum verdict check_ipv6(struct rte_mbuf *m, enum stats_drop *why)
 {
 	struct rte_ipv6_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *,
 							   sizeof(struct rte_ether_hdr));
 	uint32_t l3 = rte_pktmbuf_data_len(m) - sizeof(struct rte_ether_hdr);
 	uint32_t tlen;
+	uint64_t dst[2]; /* the hash reads keys a word at a time: an aligned copy */
 
 	if (unlikely(l3 < sizeof(*ip))) {
 		*why = STATS_DROP_RUNT;
@@ -75,19 +87,30 @@ static inline enum verdict check_ipv6(struct rte_mbuf *m, enum stats_drop *why)
 	}
 	if (tlen < l3)
 		rte_pktmbuf_trim(m, l3 - tlen);
+	m->l2_len = sizeof(struct rte_ether_hdr);
+	m->l3_len = sizeof(*ip);
 	/* Multicast (ND, MLD) and link-local are the kernel's; so are our addresses. */
+	memcpy(dst, ip->dst_addr, sizeof(dst));
 	if (ip->dst_addr[0] == 0xff || (ip->dst_addr[0] == 0xfe && (ip->dst_addr[1] & 0xc0) == 0x80) ||
-	    rte_hash_lookup(fib.local6, ip->dst_addr) >= 0)
+	    rte_hash_lookup(fib.local6, dst) >= 0)
 		return V_PUNT;
-	*why = STATS_DROP_IPV6_FORWARD;
-	return V_DROP;
+	/* unspecified, loopback, link-local or multicast source: nothing to route */
+	if (unlikely(ip->src_addr[0] == 0xff ||
+		     (ip->src_addr[0] == 0xfe && (ip->src_addr[1] & 0xc0) == 0x80) ||
+		     is_zero_or_loopback6(ip->src_addr))) {
+		*why = STATS_DROP_MARTIAN;
+		return V_DROP;
+	}
+	return V_FORWARD6;
 }
 
 uint16_t classify_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n,
-			struct rte_mbuf **fwd)
+			struct rte_mbuf **fwd, struct rte_mbuf **fwd6, uint16_t *n6)
 {
 	const struct rte_ether_addr *mac = &ports[port].mac;
 	uint16_t n_fwd = 0;
+
+	*n6 = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
@@ -122,6 +145,8 @@ uint16_t classify_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts,
 		}
 		if (likely(v == V_FORWARD))
 			fwd[n_fwd++] = m;
+		else if (v == V_FORWARD6)
+			fwd6[(*n6)++] = m;
 		else if (v == V_PUNT)
 			tap_punt(w, port, m);
 		else

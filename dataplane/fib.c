@@ -17,7 +17,8 @@
 #include "fib.h"
 #include "port.h"
 
-#define FIB_TBL8 4096
+#define FIB_TBL8  4096
+#define FIB6_TBL8 8192 /* per copy; 1 KiB each */
 
 struct fib fib;
 
@@ -55,12 +56,23 @@ int fib_init(struct rte_rcu_qsbr *qs, char *err, size_t errlen)
 	};
 	struct rte_hash_rcu_config hrcu = { .v = qs, .mode = RTE_HASH_QSBR_MODE_DQ };
 
+	struct rte_fib6_conf cfg6 = {
+		.type = RTE_FIB6_TRIE,
+		.default_nh = 0, /* next hop 0 is never used: no route */
+		.max_routes = FIB_MAX_ROUTES,
+		.trie = { .nh_sz = RTE_FIB6_TRIE_4B, .num_tbl8 = FIB6_TBL8 },
+	};
+
 	fib_qs = qs;
 	fib.lpm4 = rte_lpm_create("dpsec_fib4", SOCKET_ID_ANY, &cfg);
+	fib.v6[0] = rte_fib6_create("dpsec_fib6_a", SOCKET_ID_ANY, &cfg6);
+	fib.v6[1] = rte_fib6_create("dpsec_fib6_b", SOCKET_ID_ANY, &cfg6);
+	fib.fib6 = fib.v6[0];
 	fib.nh = rte_zmalloc("dpsec_nexthops", sizeof(*fib.nh) * FIB_MAX_NEXTHOPS,
 			     RTE_CACHE_LINE_SIZE);
 	fib.local6 = rte_hash_create(&hp);
-	if (fib.lpm4 == NULL || fib.nh == NULL || fib.local6 == NULL) {
+	if (fib.lpm4 == NULL || fib.nh == NULL || fib.local6 == NULL || fib.v6[0] == NULL ||
+	    fib.v6[1] == NULL) {
 		snprintf(err, errlen, "cannot allocate the FIB: %s", rte_strerror(rte_errno));
 		return -1;
 	}
@@ -143,14 +155,38 @@ static struct route *installed_route(uint8_t family, const uint8_t *dst, unsigne
 	return NULL;
 }
 
+/*
+ * One change to both IPv6 copies, never to the one workers read: the other
+ * first, then it is published, then (readers gone) the old one.
+ */
+static void fib6_change(const uint8_t *dst, unsigned plen, uint32_t nh)
+{
+	struct rte_fib6 *spare = fib.fib6 == fib.v6[0] ? fib.v6[1] : fib.v6[0];
+	struct rte_fib6 *live = fib.fib6;
+	int rc;
+
+	for (int pass = 0; pass < 2; pass++) {
+		struct rte_fib6 *f = pass == 0 ? spare : live;
+
+		rc = nh ? rte_fib6_add(f, dst, (uint8_t)plen, nh) : rte_fib6_delete(f, dst, (uint8_t)plen);
+		if (rc != 0 && nh)
+			RTE_LOG(ERR, USER1, "FIB: cannot install IPv6 route (table full?)\n");
+		if (pass == 0) {
+			__atomic_store_n(&fib.fib6, spare, __ATOMIC_RELEASE);
+			rte_rcu_qsbr_synchronize(fib_qs, RTE_QSBR_THRID_INVALID);
+		}
+	}
+}
+
 static void lookup_install(const struct route *r, uint32_t nh)
 {
 	uint32_t ip;
 
 	if (r->family == 6) {
-		/* IPv6 transit is not forwarded yet; local addresses are punted. */
+		/* local addresses also in a hash: classify punts them without a route lookup */
 		if (r->local && r->plen == 128)
 			rte_hash_add_key_data(fib.local6, r->dst, (void *)(uintptr_t)(r->port + 1));
+		fib6_change(r->dst, r->plen, nh);
 		return;
 	}
 	memcpy(&ip, r->dst, 4);
@@ -165,6 +201,7 @@ static void lookup_remove(uint8_t family, const uint8_t *dst, unsigned plen)
 	if (family == 6) {
 		if (plen == 128)
 			rte_hash_del_key(fib.local6, dst);
+		fib6_change(dst, plen, 0);
 		return;
 	}
 	memcpy(&ip, dst, 4);
@@ -217,7 +254,7 @@ static void route_change(bool add, bool local, const uint8_t *dst, size_t alen, 
 			 const uint8_t *via, uint16_t port, uint32_t metric)
 {
 	uint8_t family = alen == 4 ? 4 : 6;
-	uint8_t key[16] = { 0 };
+	uint8_t key[16] __rte_aligned(8) = { 0 }; /* hashed a word at a time (local6) */
 	struct route *r = NULL, *old;
 	uint32_t old_nh = 0;
 

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Forwarding table: IPv4 rte_lpm (readers lock-free, tbl8 groups reclaimed
- * through rte_rcu_qsbr) mapping a destination to a next hop. Next hops are
- * indices into an array in hugepage memory: (port, gateway) or local.
+ * through rte_rcu_qsbr) and IPv6 rte_fib6 mapping a destination to a next
+ * hop. rte_fib6 has no RCU hook in 22.11, so it is kept twice: a change goes
+ * into the copy no worker reads, that copy is published, and after a grace
+ * period the same change goes into the other one. Next hops are indices into
+ * an array in hugepage memory: (port, gateway) or local.
  */
 #ifndef DPSEC_FIB_H
 #define DPSEC_FIB_H
@@ -11,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <rte_fib6.h>
 #include <rte_hash.h>
 #include <rte_lpm.h>
 #include <rte_rcu_qsbr.h>
@@ -37,8 +41,10 @@ struct fib_nexthop {
 
 struct fib {
 	struct rte_lpm *lpm4;
+	struct rte_fib6 *fib6;	 /* the copy workers read; atomic */
+	struct rte_fib6 *v6[2];	 /* both copies */
 	struct rte_hash *local6; /* local IPv6 address -> port + 1 */
-	struct fib_nexthop *nh; /* FIB_MAX_NEXTHOPS entries */
+	struct fib_nexthop *nh;	 /* FIB_MAX_NEXTHOPS entries */
 };
 
 extern struct fib fib;

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <rte_fib6.h>
+
 #include "forward.h"
 #include "neigh.h"
 #include "tap.h"
@@ -138,6 +140,76 @@ void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, c
 		}
 		if (ttl)
 			forward_ttl_decrement(forward_ip4(p));
+		rte_memcpy(rte_pktmbuf_mtod(p, void *), &hdr[k], sizeof(hdr[k]));
+		tx_enqueue(w, oport[i], p);
+	}
+}
+
+void forward6_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct rte_fib6 *f6 = __atomic_load_n(&fib.fib6, __ATOMIC_ACQUIRE);
+	uint8_t ips[WORKER_BURST][RTE_FIB6_IPV6_ADDR_SIZE];
+	uint64_t hop[WORKER_BURST], hits = 0;
+	struct neigh_key keys[WORKER_BURST];
+	const void *kp[WORKER_BURST];
+	struct rte_mbuf *out[WORKER_BURST];
+	uint16_t oport[WORKER_BURST];
+	uint8_t slot[WORKER_BURST];
+	void *data[WORKER_BURST];
+	struct rte_ether_hdr hdr[WORKER_BURST];
+	bool ok[WORKER_BURST];
+	uint16_t m = 0, nk = 0;
+
+	for (uint16_t i = 0; i < n; i++)
+		memcpy(ips[i], forward_ip6(pkts[i])->dst_addr, RTE_FIB6_IPV6_ADDR_SIZE);
+	rte_fib6_lookup_bulk(f6, ips, hop, n);
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *p = pkts[i];
+		const struct rte_ipv6_hdr *ip = forward_ip6(p);
+		const struct fib_nexthop *nh;
+		const uint8_t *addr;
+
+		if (unlikely(hop[i] == 0 || hop[i] >= FIB_MAX_NEXTHOPS)) {
+			tx_drop(w, in_port, p, STATS_DROP_NO_ROUTE);
+			continue;
+		}
+		nh = &fib.nh[hop[i]];
+		if (nh->kind == FIB_NH_LOCAL || unlikely(ip->hop_limits <= 1)) {
+			tap_punt(w, in_port, p);
+			continue;
+		}
+		addr = nh->kind == FIB_NH_GATEWAY ? nh->gw : ip->dst_addr;
+		/* runs of one next hop are looked up once, as for IPv4 */
+		if (nk == 0 || keys[nk - 1].port != nh->port ||
+		    memcmp(keys[nk - 1].addr, addr, 16) != 0) {
+			neigh_key6(&keys[nk], nh->port, addr);
+			kp[nk] = &keys[nk];
+			nk++;
+		}
+		slot[m] = (uint8_t)(nk - 1);
+		oport[m] = nh->port;
+		out[m++] = p;
+	}
+	if (m == 0)
+		return;
+	rte_hash_lookup_bulk_data(neigh_table, kp, nk, &hits, data);
+	for (uint16_t k = 0; k < nk; k++) {
+		ok[k] = ((hits >> k) & 1) && neigh_mac((uintptr_t)data[k], &hdr[k].dst_addr);
+		if (ok[k]) {
+			rte_ether_addr_copy(&ports[keys[k].port].mac, &hdr[k].src_addr);
+			hdr[k].ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+		}
+	}
+	for (uint16_t i = 0; i < m; i++) {
+		struct rte_mbuf *p = out[i];
+		uint8_t k = slot[i];
+
+		if (unlikely(!ok[k])) {
+			upcall_resolve6(w, oport[i], keys[k].addr);
+			tx_drop(w, in_port, p, STATS_DROP_NEIGH_MISS);
+			continue;
+		}
+		forward_ip6(p)->hop_limits--; /* no header checksum in IPv6 */
 		rte_memcpy(rte_pktmbuf_mtod(p, void *), &hdr[k], sizeof(hdr[k]));
 		tx_enqueue(w, oport[i], p);
 	}

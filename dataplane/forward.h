@@ -15,6 +15,17 @@ static inline struct rte_ipv4_hdr *forward_ip4(struct rte_mbuf *m)
 	return rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, sizeof(struct rte_ether_hdr));
 }
 
+static inline struct rte_ipv6_hdr *forward_ip6(struct rte_mbuf *m)
+{
+	return rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, sizeof(struct rte_ether_hdr));
+}
+
+/*
+ * IPv6 transit in clear (the SPD let it pass): FIB, hop limit (an expiring
+ * one goes to the kernel, which answers as a router), next-hop MAC, out.
+ */
+void forward6_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n);
+
 /* LPM results for the destinations of @pkts (Ethernet header on). */
 void forward4_lookup(struct rte_mbuf **pkts, uint16_t n, uint32_t hop[]);
 

@@ -44,6 +44,12 @@ static inline void neigh_key4(struct neigh_key *k, uint16_t port, uint32_t addr_
 	__builtin_memcpy(k->addr, &addr_be, 4);
 }
 
+static inline void neigh_key6(struct neigh_key *k, uint16_t port, const uint8_t addr[16])
+{
+	*k = (struct neigh_key){ .port = port, .family = 6 };
+	__builtin_memcpy(k->addr, addr, 16);
+}
+
 /* Worker side: the MAC from a data word, false if the entry is not usable. */
 static inline bool neigh_mac(uint64_t v, struct rte_ether_addr *mac)
 {

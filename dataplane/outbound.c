@@ -235,3 +235,76 @@ void outbound_local_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkt
 {
 	classify_out(w, port, pkts, NULL, n);
 }
+
+static void classify_out6(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n,
+			  bool local)
+{
+	const uint8_t *l3[WORKER_BURST];
+	uint16_t len[WORKER_BURST];
+	struct spd_policy *pol[WORKER_BURST];
+	struct rte_mbuf *plain[WORKER_BURST], *other[WORKER_BURST];
+	uint16_t n_plain = 0, n_other = 0;
+	uint64_t now = rte_get_timer_cycles();
+
+	for (uint16_t i = 0; i < n; i++) {
+		l3[i] = (const uint8_t *)forward_ip6(pkts[i]);
+		len[i] = (uint16_t)(rte_pktmbuf_data_len(pkts[i]) - pkts[i]->l2_len);
+	}
+	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET6, l3, len, n, w->id, now, pol);
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		const struct spd_policy *p = pol[i];
+		const struct rte_ipv6_hdr *ip = forward_ip6(m);
+
+		if (p == NULL) {
+			other[n_other++] = m;
+			continue;
+		}
+		switch (p->action) {
+		case DPSEC__ACTION__ACT_BYPASS:
+			plain[n_plain++] = m;
+			break;
+		case DPSEC__ACTION__ACT_TRAP:
+			if (spd_trap_should_raise(p, w->id, now))
+				upcall_acquire6(w, p, ip->src_addr, ip->dst_addr, ip->proto);
+			tx_drop(w, port, m, STATS_DROP_TRAP);
+			break;
+		case DPSEC__ACTION__ACT_PROTECT:
+			tx_drop(w, port, m, STATS_DROP_IPV6_ESP);
+			break;
+		default:
+			tx_drop(w, port, m, STATS_DROP_POLICY);
+			break;
+		}
+	}
+	if (n_other > 0) {
+		/* No outbound policy: cleartext an inbound protect policy covers is refused. */
+		for (uint16_t i = 0; i < n_other; i++) {
+			l3[i] = (const uint8_t *)forward_ip6(other[i]);
+			len[i] = (uint16_t)(rte_pktmbuf_data_len(other[i]) - other[i]->l2_len);
+		}
+		spd_classify(DPSEC__DIR__DIR_IN, AF_INET6, l3, len, n_other, w->id, now, pol);
+		for (uint16_t i = 0; i < n_other; i++) {
+			if (pol[i] != NULL && pol[i]->action != DPSEC__ACTION__ACT_BYPASS) {
+				tx_drop(w, port, other[i], STATS_DROP_POLICY);
+				continue;
+			}
+			plain[n_plain++] = other[i];
+		}
+	}
+	if (n_plain > 0 && local)
+		for (uint16_t i = 0; i < n_plain; i++)
+			tx_enqueue(w, port, plain[i]); /* as the kernel framed it */
+	else if (n_plain > 0)
+		forward6_burst(w, port, plain, n_plain);
+}
+
+void outbound6_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	classify_out6(w, port, pkts, n, false);
+}
+
+void outbound6_local_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	classify_out6(w, port, pkts, n, true);
+}

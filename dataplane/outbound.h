@@ -21,4 +21,13 @@ void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
  */
 void outbound_local_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n);
 
+/*
+ * IPv6 transit (@local false) or the kernel's own IPv6 from @port's TAP: the
+ * IPv6 SPD decides bypass, discard or trap; protect drops it (IPv6 inside ESP
+ * is not supported yet: never in clear), and so does cleartext an inbound
+ * protect policy covers. What passes is routed (or, local, sent as framed).
+ */
+void outbound6_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n);
+void outbound6_local_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n);
+
 #endif

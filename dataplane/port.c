@@ -104,16 +104,22 @@ static bool name_ok(const char *name)
 
 /*
  * The kernel must answer TTL-expired packets we punt (ICMP time exceeded, with
- * its own rate limit), which it only does on an interface that forwards.
+ * its own rate limit), which it only does on an interface that forwards; for
+ * IPv6 also with net.ipv6.conf.all.forwarding, which is the operator's to set.
+ * A forwarding IPv6 interface is a router's: it takes no router advertisements.
  */
 static void tap_sysctls(const char *ifname)
 {
+	static const char *const fmt[] = { "/proc/sys/net/ipv4/conf/%s/forwarding",
+					   "/proc/sys/net/ipv6/conf/%s/forwarding" };
 	char path[128];
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
-	fd = open(path, O_WRONLY);
-	if (fd >= 0) {
+	for (size_t i = 0; i < RTE_DIM(fmt); i++) {
+		snprintf(path, sizeof(path), fmt[i], ifname);
+		fd = open(path, O_WRONLY);
+		if (fd < 0)
+			continue; /* no IPv6 on this host */
 		if (write(fd, "1", 1) != 1)
 			RTE_LOG(WARNING, USER1, "cannot enable forwarding on %s\n", ifname);
 		close(fd);

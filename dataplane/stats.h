@@ -27,7 +27,8 @@
 	X(TX_FULL, "tx_full")                 /* output queue full */                               \
 	X(PUNT_FULL, "punt_full")             /* TAP queue full */                                  \
 	X(NO_PORT, "no_port")                 /* TAP traffic for an unconfigured port */            \
-	X(IPV6_FORWARD, "ipv6_forward")       /* IPv6 transit not enabled yet */       \
+	X(IPV6_FORWARD, "ipv6_forward")       /* ESP with an IPv6 outer header: not yet */ \
+	X(IPV6_ESP, "ipv6_esp")               /* IPv6 a protect policy covers: not yet */ \
 	X(NO_SA, "no_sa")                     /* unknown SPI, or protect policy without SA */ \
 	X(ESP, "esp")                         /* ESP processing failed; the SA says why */  \
 	X(ESP_MALFORMED, "esp_malformed")     /* too short to carry an SPI */               \

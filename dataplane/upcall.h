@@ -77,6 +77,20 @@ static inline void upcall_resolve4(struct worker *w, uint16_t port, uint32_t ip_
 	upcall_send(w, &u);
 }
 
+/* The same for an IPv6 next hop. */
+static inline void upcall_resolve6(struct worker *w, uint16_t port, const uint8_t ip[16])
+{
+	struct upcall u = { .type = UPCALL_RESOLVE, .family = 6, .port = port };
+	uint64_t a, b;
+
+	__builtin_memcpy(&a, ip, 8);
+	__builtin_memcpy(&b, ip + 8, 8);
+	if (!upcall_fresh(&w->resolve, (a ^ (b * 0x9e3779b97f4a7c15ull)) + port, 10))
+		return;
+	__builtin_memcpy(u.addr, ip, 16);
+	upcall_send(w, &u);
+}
+
 /* A trap (or unbound protect) policy was hit; the caller rate-limits per policy. */
 static inline void upcall_acquire4(struct worker *w, const struct spd_policy *p, uint32_t src_be,
 				   uint32_t dst_be, uint8_t proto)
@@ -85,6 +99,16 @@ static inline void upcall_acquire4(struct worker *w, const struct spd_policy *p,
 
 	__builtin_memcpy(u.addr, &src_be, 4);
 	__builtin_memcpy(u.addr2, &dst_be, 4);
+	upcall_send(w, &u);
+}
+
+static inline void upcall_acquire6(struct worker *w, const struct spd_policy *p,
+				   const uint8_t src[16], const uint8_t dst[16], uint8_t proto)
+{
+	struct upcall u = { .type = UPCALL_ACQUIRE, .family = 6, .proto = proto, .policy = p };
+
+	__builtin_memcpy(u.addr, src, 16);
+	__builtin_memcpy(u.addr2, dst, 16);
 	upcall_send(w, &u);
 }
 

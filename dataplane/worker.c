@@ -116,7 +116,7 @@ static void idle(struct worker *w, unsigned *empty)
 static int worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct rte_mbuf *pkts[WORKER_BURST], *fwd[WORKER_BURST];
+	struct rte_mbuf *pkts[WORKER_BURST], *fwd[WORKER_BURST], *fwd6[WORKER_BURST];
 	unsigned empty = 0;
 
 	const uint64_t tap_every = rte_get_tsc_hz() / 1000000 * WORKER_TAP_POLL_US;
@@ -147,10 +147,13 @@ static int worker_main(void *arg)
 			if (q->tap) {
 				tap_rx_burst(w, q->port, pkts, n);
 			} else {
+				uint16_t n6, nf = classify_burst(w, q->port, pkts, n, fwd, fwd6, &n6);
+
 				w->stats[q->port].rx += n;
-				uint16_t nf = classify_burst(w, q->port, pkts, n, fwd);
 				if (nf > 0)
 					route4(w, q->port, fwd, nf);
+				if (n6 > 0)
+					outbound6_burst(w, q->port, fwd6, n6);
 			}
 			tx_flush(w);
 		}

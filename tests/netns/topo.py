@@ -72,13 +72,17 @@ def counters(entry):
 
 
 class Netns:
-    def __init__(self, name):
+    def __init__(self, name, ipv6=False):
         self.name = name
         run(["ip", "netns", "add", name])
         self.ip("link", "set", "lo", "up")
-        # Quiet namespaces: no IPv6 autoconf/ND/RS traffic to disturb exact counters.
-        self.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
-        self.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+        if ipv6:
+            # IPv6 on, but nothing learnt from router advertisements
+            self.sysctl("net.ipv6.conf.default.accept_ra", "0")
+        else:
+            # Quiet namespaces: no IPv6 autoconf/ND/RS traffic to disturb exact counters.
+            self.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+            self.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
 
     def ip(self, *args, check=True):
         return run(["ip", "-n", self.name] + list(args), check=check)
@@ -287,11 +291,12 @@ def gateway_config(inside_addr, outside_addr, routes, extra=()):
 class Topology:
     """The four-node topology. gwa/gwb: "dpsec" or "kernel"."""
 
-    def __init__(self, gwa="dpsec", gwb="kernel", extra=None, workers=1):
+    def __init__(self, gwa="dpsec", gwb="kernel", extra=None, workers=1, ipv6=False):
         """extra: {"gwA": [config lines], ...} appended to a dpsec gateway's config;
         workers: worker lcores (and wire queue pairs) of each dpsec gateway."""
         self.tag = secrets.token_hex(3)
         self.workers = workers
+        self.ipv6 = ipv6
         self.extra = extra or {}
         self.kinds = {"gwA": gwa, "gwB": gwb}
         self.ns = {}
@@ -304,7 +309,7 @@ class Topology:
             raise
 
     def _new_ns(self, node):
-        ns = Netns("%s%s-%s" % (NS_PREFIX, self.tag, node))
+        ns = Netns("%s%s-%s" % (NS_PREFIX, self.tag, node), ipv6=self.ipv6)
         self.ns[node] = ns
         return ns
 
