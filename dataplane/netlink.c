@@ -5,9 +5,12 @@
  * Messages come from the kernel, but are still checked field by field: only
  * objects on our TAPs reach the tables, anything malformed is skipped.
  */
+#define _GNU_SOURCE /* twalk_r */
 #include <errno.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -48,6 +51,129 @@ static uint8_t ev_buf[NL_BUF_SIZE] __attribute__((aligned(8)));
 static uint8_t req_buf[NL_BUF_SIZE] __attribute__((aligned(8)));
 /* Replies to a request would interleave with the dump parts on one socket. */
 static bool dumping;
+
+/*
+ * The ledger: every address, route and neighbour the mirror has handed to the
+ * tables. After lost events (a full socket) the resync dumps mark what still
+ * exists; what they no longer report was deleted meanwhile and is removed
+ * too. A libc tree (tsearch): netlink.c stays free of DPDK for its unit test.
+ */
+enum ledger_kind { L_ADDR, L_ROUTE, L_NEIGH };
+
+struct ledger_key {
+	uint8_t kind, alen, plen, zero;
+	uint16_t port, zero2;
+	uint32_t metric;
+	uint8_t addr[16];
+};
+
+struct ledger {
+	struct ledger_key k;
+	bool has_via;
+	uint8_t via[16];
+	uint32_t gen;
+};
+
+static void *ledger_root;
+static uint32_t ledger_gen;
+
+static int ledger_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct ledger *)a)->k, &((const struct ledger *)b)->k,
+		      sizeof(struct ledger_key));
+}
+
+static void ledger_note(bool add, enum ledger_kind kind, uint16_t port, const uint8_t *addr,
+			size_t alen, unsigned plen, uint32_t metric, const uint8_t *via)
+{
+	struct ledger probe, *e, **found;
+
+	memset(&probe, 0, sizeof(probe));
+	probe.k = (struct ledger_key){ .kind = (uint8_t)kind, .alen = (uint8_t)alen,
+				       .plen = (uint8_t)plen, .port = port, .metric = metric };
+	memcpy(probe.k.addr, addr, alen);
+	found = tfind(&probe, &ledger_root, ledger_cmp);
+	if (!add) {
+		if (found != NULL) {
+			e = *found;
+			tdelete(&probe, &ledger_root, ledger_cmp);
+			free(e);
+		}
+		return;
+	}
+	if (found != NULL) {
+		e = *found;
+	} else {
+		e = malloc(sizeof(*e));
+		if (e == NULL)
+			return; /* a later sweep then cannot remove it: only a stale entry */
+		*e = probe;
+		if (tsearch(e, &ledger_root, ledger_cmp) == NULL) {
+			free(e);
+			return;
+		}
+	}
+	e->gen = ledger_gen;
+	e->has_via = via != NULL;
+	if (via != NULL)
+		memcpy(e->via, via, alen);
+}
+
+struct stale {
+	struct ledger **v;
+	size_t n, cap;
+};
+
+static void collect_stale(const void *node, VISIT which, void *arg)
+{
+	struct ledger *e = *(struct ledger *const *)node;
+	struct stale *s = arg;
+
+	if ((which != postorder && which != leaf) || e->gen == ledger_gen)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct ledger **v = realloc(s->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = e;
+}
+
+/* After the resync dumps: remove from the tables what they did not report. */
+static void ledger_sweep(void)
+{
+	struct stale s = { NULL, 0, 0 };
+
+	twalk_r(ledger_root, collect_stale, &s);
+	for (size_t i = 0; i < s.n; i++) {
+		struct ledger *e = s.v[i];
+		struct ledger_key k = e->k;
+
+		switch (k.kind) {
+		case L_ADDR:
+			addr_update(false, k.port, k.addr, k.alen, k.plen);
+			fib_local(false, k.addr, k.alen, k.port);
+			break;
+		case L_ROUTE:
+			fib_update(false, k.addr, k.alen, k.plen, e->has_via ? e->via : NULL, k.port,
+				   k.metric);
+			break;
+		default:
+			neigh_update(false, k.port, k.addr, k.alen, NULL, "NONE");
+			break;
+		}
+		ledger_note(false, (enum ledger_kind)k.kind, k.port, k.addr, k.alen, k.plen, k.metric,
+			    NULL);
+	}
+	if (s.n > 0)
+		fprintf(stderr, "dpsec: netlink resync removed %zu entries deleted while events were "
+				"lost\n", s.n);
+	free(s.v);
+}
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -176,6 +302,7 @@ static void on_addr(const struct nlmsghdr *nlh)
 		return;
 	addr_update(add, (uint16_t)port, a, alen, ifa->ifa_prefixlen);
 	fib_local(add, a, alen, (uint16_t)port);
+	ledger_note(add, L_ADDR, (uint16_t)port, a, alen, ifa->ifa_prefixlen, 0, NULL);
 }
 
 /* Gateway from RTA_GATEWAY or a same-family RTA_VIA. Returns false when the
@@ -280,6 +407,7 @@ static void on_route(const struct nlmsghdr *nlh)
 		return;
 	}
 	fib_update(add, dst, alen, rtm->rtm_dst_len, via, (uint16_t)port, metric);
+	ledger_note(add, L_ROUTE, (uint16_t)port, dst, alen, rtm->rtm_dst_len, metric, via);
 }
 
 static const char *nud_name(uint16_t state)
@@ -327,6 +455,7 @@ static void on_neigh(const struct nlmsghdr *nlh)
 	mac = attr_bytes(tb[NDA_LLADDR], RTE_ETHER_ADDR_LEN);
 	add = nlh->nlmsg_type == RTM_NEWNEIGH && (ndm->ndm_state & NUD_USABLE) && mac != NULL;
 	neigh_update(add, (uint16_t)port, dst, alen, add ? mac : NULL, nud_name(ndm->ndm_state));
+	ledger_note(add, L_NEIGH, (uint16_t)port, dst, alen, alen * 8, 0, NULL);
 }
 
 static void dispatch(const struct nlmsghdr *nlh)
@@ -525,11 +654,15 @@ void nl_process(void)
 			dispatch(nlh);
 	}
 	if (overrun) {
-		int ret = nl_resync();
+		int ret;
 
+		ledger_gen++; /* the dumps mark what still exists */
+		ret = nl_resync();
 		if (ret < 0)
 			fprintf(stderr, "dpsec: netlink resync after overrun failed: %s\n",
 				strerror(-ret));
+		else
+			ledger_sweep();
 	}
 }
 
@@ -607,6 +740,8 @@ void nl_close(void)
 		mnl_socket_close(ev_sock);
 	req_sock = NULL;
 	ev_sock = NULL;
+	tdestroy(ledger_root, free);
+	ledger_root = NULL;
 }
 
 /* "10.1.0.0/16" or "10.1.0.1" into @buf. */

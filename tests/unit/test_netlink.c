@@ -519,7 +519,8 @@ static void test_resync(void **state)
 	}
 }
 
-/* Events lost to a full queue (ENOBUFS) are recovered by a resync. */
+/* Events lost to a full queue (ENOBUFS) are recovered by a resync: what was added
+ * meanwhile comes in, what was deleted meanwhile goes. */
 static void test_overrun_resyncs(void **state)
 {
 	int small = 1, big = 8 << 20, fd;
@@ -528,12 +529,20 @@ static void test_overrun_resyncs(void **state)
 	char ip[32];
 	(void)state;
 
+	for (int i = 0; i < 4; i++)
+		sh("ip route add 10.201.%d.0/24 via 10.1.0.254 dev tap0", i);
 	nl_process();
+	for (int i = 0; i < 4; i++) {
+		snprintf(ip, sizeof(ip), "10.201.%d.0", i);
+		assert_non_null(find(K_FIB, ip, 24));
+	}
 	assert_int_equal(setsockopt(nl_fd(), SOL_SOCKET, SO_RCVBUFFORCE, &small, sizeof(small)), 0);
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	f = fdopen(fd, "w");
 	assert_non_null(f);
+	for (int i = 0; i < 4; i++)
+		fprintf(f, "route del 10.201.%d.0/24 via 10.1.0.254 dev tap0\n", i);
 	for (int i = 0; i < OVERRUN_ROUTES; i++)
 		fprintf(f, "route add 10.200.%d.0/24 via 10.1.0.254 dev tap0\n", i);
 	fclose(f);
@@ -545,6 +554,14 @@ static void test_overrun_resyncs(void **state)
 	for (int i = 0; i < OVERRUN_ROUTES; i++) {
 		snprintf(ip, sizeof(ip), "10.200.%d.0", i);
 		assert_non_null(find(K_FIB, ip, 24));
+	}
+	for (int i = 0; i < 4; i++) {
+		const struct call *c;
+
+		snprintf(ip, sizeof(ip), "10.201.%d.0", i);
+		c = find(K_FIB, ip, 24);
+		assert_non_null(c);
+		assert_false(c->add); /* its deletion was among the lost events */
 	}
 }
 
