@@ -35,6 +35,10 @@
  * rte_ipsec_pkt_process, [proc,prep) refused by the device, [prep,n) by prepare. */
 struct stage {
 	uint16_t ok, proc, prep;
+	/* inbound with window_lock: the burst's numbers in, the window's top before it out */
+	struct rte_mbuf *const *orig;
+	const uint32_t *sq;
+	uint64_t top;
 };
 
 /* Move mb[i] for which bad[i] is set behind the others, keeping both orders. */
@@ -53,11 +57,59 @@ static uint16_t partition(struct rte_mbuf *mb[], const uint8_t bad[], uint16_t n
 	return k;
 }
 
+/*
+ * The 64-bit number of a packet from its 32 bits on the wire: the window
+ * rte_ipsec checks against is near top, so a low half far below top's has
+ * wrapped forwards, one far above it backwards (RFC 4303 appendix A, simplified).
+ */
+static inline uint64_t seq_near(const struct sa *sa, uint64_t top, uint32_t lo)
+{
+	uint64_t v;
+
+	if (!sa->esn)
+		return lo;
+	v = (top & ~(uint64_t)UINT32_MAX) | lo;
+	if (v + (1ull << 31) < top)
+		v += 1ull << 32;
+	else if (v > top + (1ull << 31) && v >= (1ull << 32))
+		v -= 1ull << 32;
+	return v;
+}
+
+/*
+ * rte_ipsec's SQN_ATOM window copy protects readers (prepare) from one
+ * writer, not writers from each other: when two workers hold bursts of one
+ * inbound SA, their window updates take turns. Uncontended, that is one
+ * atomic per burst on a line process writes anyway. The top it leaves is
+ * kept beside it, so a refusal can tell late from seen before.
+ */
+static inline uint16_t process(struct sa *sa, const struct rte_ipsec_session *ss,
+			       struct rte_mbuf *mb[], uint16_t n, struct stage *st)
+{
+	uint64_t top;
+	uint16_t ok;
+
+	if (likely(!sa->window_lock))
+		return rte_ipsec_pkt_process(ss, mb, n);
+	rte_spinlock_lock(&sa->in_lock);
+	st->top = top = sa->win_top;
+	ok = rte_ipsec_pkt_process(ss, mb, n);
+	/* good packets keep their relative order */
+	for (uint16_t i = 0, j = 0; i < ok; i++) {
+		while (st->orig[j] != mb[i])
+			j++;
+		top = RTE_MAX(top, seq_near(sa, top, st->sq[j]));
+	}
+	sa->win_top = top;
+	rte_spinlock_unlock(&sa->in_lock);
+	return ok;
+}
+
 static void run_cpu(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, struct stage *st)
 {
 	st->prep = rte_ipsec_pkt_cpu_prepare(&sa->ss, mb, n);
 	st->proc = st->prep;
-	st->ok = st->prep ? rte_ipsec_pkt_process(&sa->ss, mb, st->prep) : 0;
+	st->ok = st->prep ? process(sa, &sa->ss, mb, st->prep, st) : 0;
 }
 
 /*
@@ -91,7 +143,7 @@ static void run_lookaside(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsi
 	rte_mempool_put_bulk(crypto_op_pool, (void **)cop, got);
 	/* one SA means one session, but stay correct if a device split the burst */
 	for (uint16_t g = 0; g < ng; g++) {
-		okc[g] = rte_ipsec_pkt_process(grp[g].id.ptr, grp[g].m, (uint16_t)grp[g].cnt);
+		okc[g] = process(sa, grp[g].id.ptr, grp[g].m, (uint16_t)grp[g].cnt, st);
 		memcpy(&mb[pos], grp[g].m, okc[g] * sizeof(*mb));
 		pos += okc[g];
 	}
@@ -124,7 +176,7 @@ static void run_mb(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned wo
 		return;
 	}
 	ipsecmb_process(worker, &sa->mb, cop, st->prep);
-	st->ok = rte_ipsec_pkt_process(&sa->ss, mb, st->prep);
+	st->ok = process(sa, &sa->ss, mb, st->prep, st);
 }
 
 static inline void run(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
@@ -277,24 +329,67 @@ static inline enum sa_drop prepare_reason(const struct sa *sa, const struct rte_
 	return SA_DROP_REPLAY;
 }
 
-/*
- * The 64-bit number of an accepted packet from its 32 bits on the wire: the
- * window rte_ipsec just checked it against is near the highest seen, so a low
- * half far below that one's has wrapped (RFC 4303 appendix A, simplified).
- */
 static inline void seq_seen(struct sa_counters *c, const struct sa *sa, uint32_t lo)
 {
-	uint64_t top = RTE_MAX(c->seq_in, sa->seq_in_base), v;
+	uint64_t v = seq_near(sa, RTE_MAX(c->seq_in, sa->seq_in_base), lo);
 
-	if (!sa->esn) {
-		v = lo;
-	} else {
-		v = (top & ~(uint64_t)UINT32_MAX) | lo;
-		if (v + (1ull << 31) < top)
-			v += 1ull << 32;
-	}
 	if (v > c->seq_in)
 		c->seq_in = v;
+}
+
+/*
+ * The right edge of rte_ipsec's window (only a refusal needs it). One worker:
+ * its highest accepted number, or one window above a resynced SA's floor.
+ * Several: what the last update under the lock left.
+ */
+static uint64_t window_top(struct sa *sa)
+{
+	uint64_t top = sa->seq_in_base;
+
+	if (sa->window_lock) {
+		rte_spinlock_lock(&sa->in_lock);
+		top = sa->win_top;
+		rte_spinlock_unlock(&sa->in_lock);
+		return top;
+	}
+	if (top && sa->replay_window)
+		top += sa->replay_window + 1ull;
+	return RTE_MAX(top, sa->cnt[0].seq_in);
+}
+
+/*
+ * A number the window refused: left of the window it came too late (reordered
+ * or delayed past the window), inside it the number was seen before. The same
+ * split as Linux's replay_window and replay counters.
+ */
+static inline enum sa_drop window_reason(const struct sa *sa, uint64_t top, uint32_t lo)
+{
+	return seq_near(sa, top, lo) + sa->replay_window < top ? SA_DROP_LATE : SA_DROP_REPLAY;
+}
+
+/* Refused packets are rare: finding one's number by a scan costs nothing that matters. */
+static uint32_t lost_seq(struct rte_mbuf *const orig[], const uint32_t sq[],
+			 const struct rte_mbuf *m)
+{
+	uint16_t j = 0;
+
+	while (orig[j] != m)
+		j++;
+	return sq[j];
+}
+
+/* The window's top when rte_ipsec reached m: the burst's accepted packets before it moved it. */
+static uint64_t burst_top(const struct sa *sa, struct rte_mbuf *const mb[], uint16_t ok,
+			  struct rte_mbuf *const orig[], const uint32_t sq[],
+			  const struct rte_mbuf *m, uint64_t top)
+{
+	for (uint16_t j = 0; orig[j] != m; j++)
+		for (uint16_t i = 0; i < ok; i++)
+			if (mb[i] == orig[j]) {
+				top = RTE_MAX(top, seq_near(sa, top, sq[j]));
+				break;
+			}
+	return top;
 }
 
 /* Before crypto: what is not ESP for this SA goes behind; note the rest's sequence numbers. */
@@ -327,8 +422,10 @@ static uint16_t in_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsign
 			const struct stage *st, struct rte_mbuf *const orig[], const uint32_t sq[])
 {
 	struct sa_counters *c = &sa->cnt[worker];
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, top0 = 0;
 
+	if (unlikely(st->ok < k))
+		top0 = window_top(sa); /* one worker: before this burst's numbers move it */
 	/* good packets keep their relative order: the highest accepted number, for resync */
 	for (uint16_t i = 0, j = 0; i < st->ok; i++) {
 		while (orig[j] != mb[i])
@@ -342,12 +439,20 @@ static uint16_t in_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsign
 			c->drops[SA_DROP_AUTH]++;
 		else if (m->packet_type == ESP_PTYPE_MARK)
 			c->drops[SA_DROP_TRAILER]++;
-		else
-			c->drops[SA_DROP_REPLAY]++; /* passed the trailer, lost the window update */
+		else /* passed prepare, lost the window update to one before it in this burst */
+			c->drops[window_reason(sa,
+					       burst_top(sa, mb, st->ok, orig, sq, m,
+							 sa->window_lock ? st->top : top0),
+					       lost_seq(orig, sq, m))]++;
 	}
 	c->drops[SA_DROP_OTHER] += st->prep - st->proc;
-	for (uint16_t i = st->prep; i < k; i++)
-		c->drops[prepare_reason(sa, mb[i])]++;
+	for (uint16_t i = st->prep; i < k; i++) {
+		enum sa_drop r = prepare_reason(sa, mb[i]);
+
+		if (r == SA_DROP_REPLAY)
+			r = window_reason(sa, top0, lost_seq(orig, sq, mb[i]));
+		c->drops[r]++;
+	}
 	for (uint16_t i = 0; i < st->ok; i++)
 		bytes += mb[i]->pkt_len;
 	if (st->ok) {
@@ -365,6 +470,8 @@ static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, 
 	struct stage st;
 	uint16_t k = in_pre(sa, mb, n, worker, orig, sq);
 
+	st.orig = orig;
+	st.sq = sq;
 	run(sa, mb, k, worker, &st);
 	return in_post(sa, mb, k, worker, &st, orig, sq);
 }
@@ -510,6 +617,8 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
 			continue;
 		k[i] = in ? in_pre(sa, j->mb, n, worker, orig + used, aux + used)
 			  : out_pre(sa, j->mb, n, worker, orig + used, aux + used);
+		st[i].orig = orig + used;
+		st[i].sq = aux + used;
 		for (uint16_t p = 0; p < k[i]; p++)
 			j->mb[p]->ol_flags &= ~RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED;
 		rte_errno = 0;
@@ -531,7 +640,7 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
 
 		if (!deferred[i])
 			continue;
-		st[i].ok = st[i].prep ? rte_ipsec_pkt_process(&j->sa->ss, j->mb, st[i].prep) : 0;
+		st[i].ok = st[i].prep ? process(j->sa, &j->sa->ss, j->mb, st[i].prep, &st[i]) : 0;
 		j->ok = in ? in_post(j->sa, j->mb, k[i], worker, &st[i], orig + off[i], aux + off[i])
 			   : out_post(j->sa, j->mb, k[i], worker, &st[i], err[i], orig + off[i],
 				      aux + off[i]);

@@ -47,7 +47,7 @@ static struct rte_rcu_qsbr *sad_qs;
 unsigned sad_workers;
 
 static const char *const drop_names[SA_DROP_MAX] = {
-    [SA_DROP_AUTH] = "auth",	 [SA_DROP_REPLAY] = "replay",	[SA_DROP_TRAILER] = "trailer",
+    [SA_DROP_AUTH] = "auth",	 [SA_DROP_REPLAY] = "replay", [SA_DROP_LATE] = "late",	[SA_DROP_TRAILER] = "trailer",
     [SA_DROP_POLICY] = "policy", [SA_DROP_EXPIRED] = "expired", [SA_DROP_LEASE] = "lease",
     [SA_DROP_OTHER] = "other",
 };
@@ -615,11 +615,13 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 								 : 0);
 	/*
 	 * Several workers may send on one outbound SA (RSS spreads the inner
-	 * flows), so outbound sequence numbers are taken atomically. Inbound SAs
-	 * are fed by one worker each (RSS hashes the outer addresses), which keeps
-	 * rte_ipsec's replay window free of its reader/writer lock.
+	 * flows), so outbound sequence numbers are taken atomically. Inbound,
+	 * one peer's packets usually hash to one queue, but not always (a full
+	 * af_packet ring rolls over to the next socket, RSS may hash the UDP
+	 * ports of NAT-T): the window's reader copy keeps prepare consistent
+	 * while another worker updates it, and window_lock orders the updates.
 	 */
-	if (!inbound && sad_workers > 1)
+	if (sad_workers > 1)
 		b.prm.flags = RTE_IPSEC_SAFLAG_SQN_ATOM;
 	build_tunnel_hdr(m, af, &b);
 
@@ -669,6 +671,10 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	sa->cipher = m->has_cipher ? m->cipher : DPSEC__CIPHER__CIPHER_NONE;
 	sa->integ = m->has_integ ? m->integ : DPSEC__INTEG__INTEG_NONE;
 	sa->replay_window = b.prm.ipsec_xform.replay_win_sz;
+	sa->window_lock = inbound && sa->replay_window && sad_workers > 1;
+	rte_spinlock_init(&sa->in_lock);
+	/* rte_ipsec starts an inbound window at the esn value it was given */
+	sa->win_top = inbound ? b.prm.ipsec_xform.esn.value : 0;
 	sa->esn = b.prm.ipsec_xform.options.esn;
 	sa->seq_first = b.prm.ipsec_xform.esn.value;
 	if (af == AF_INET) {

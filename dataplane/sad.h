@@ -25,6 +25,7 @@
 #include <rte_ipsec.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_spinlock.h>
 
 #include "dpsec.pb-c.h"
 #include "ipsecmb.h"
@@ -38,7 +39,8 @@
 /* Why a packet was dropped by an SA; one counter each, per worker. */
 enum sa_drop {
 	SA_DROP_AUTH,	 /* ICV mismatch */
-	SA_DROP_REPLAY,	 /* sequence number already seen or left of the window */
+	SA_DROP_REPLAY,	 /* sequence number already seen (inside the window) */
+	SA_DROP_LATE,	 /* sequence number left of the replay window */
 	SA_DROP_TRAILER, /* bad padding, pad length or next header */
 	SA_DROP_POLICY,	 /* inner packet not allowed by the inbound policy (caller counts) */
 	SA_DROP_EXPIRED, /* hard lifetime reached or sequence numbers exhausted */
@@ -89,6 +91,8 @@ struct sa {
 	uint64_t seq_max;
 	struct sa_lifetime hard; /* held exactly by the workers (esp.c) */
 	uint64_t seq_in_base;	 /* inbound: the seq-in it was installed with */
+	uint32_t replay_window;
+	bool window_lock; /* inbound with a window and several workers: take in_lock (esp.c) */
 	struct sa_key key;
 	uint8_t src[16], dst[16]; /* outer addresses (NAT-T moves, the outer route) */
 
@@ -97,7 +101,6 @@ struct sa {
 	Dpsec__Aead aead;
 	Dpsec__Cipher cipher;
 	Dpsec__Integ integ;
-	uint32_t replay_window;
 	bool expired_soft;
 	struct sa_lifetime soft;
 	uint64_t add_tsc;
@@ -113,6 +116,8 @@ struct sa {
 
 	/* outbound sequence numbers handed to rte_ipsec so far, by every worker */
 	uint64_t seq_taken __rte_cache_aligned;
+	rte_spinlock_t in_lock; /* inbound: one window update at a time */
+	uint64_t win_top;	/* the window's right edge, under in_lock */
 
 	/* read on every burst when the SA runs on ipsec-mb directly; wiped on free */
 	struct ipsecmb_sa mb;

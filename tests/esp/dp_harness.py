@@ -100,7 +100,7 @@ class RunResult:
 
 
 class _Gateway:
-    def __init__(self, config_text, vdevs, tag_kind):
+    def __init__(self, config_text, vdevs, tag_kind, workers=1):
         self.tag = "%s-%s" % (tag_kind, secrets.token_hex(3))
         self.ns = None
         self.dp = None
@@ -108,7 +108,7 @@ class _Gateway:
         try:
             self.ns = T.Netns("%s%s" % (T.NS_PREFIX, self.tag))
             self.dir_setup()
-            self.dp = T.Dataplane(self.ns, config_text, [], self.tag)
+            self.dp = T.Dataplane(self.ns, config_text, [], self.tag, workers=workers)
             # The harness builds af_packet ports; ours are net_pcap, given before "--".
             i = self.dp.args.index("--")
             vd = []
@@ -184,9 +184,11 @@ class _Gateway:
             res.exit_code = self.dp.proc.returncode if self.dp.proc else None
             res.log = self.dp.log_text()
         for port in (0, 1):
-            path = os.path.join(self.dp.dir, "OUT%d.pcap" % port)
-            if os.path.exists(path) and os.path.getsize(path) > 24:
-                res.out[port] = [Ether(bytes(p)) for p in rdpcap(path)]
+            # one file per TX queue (worker) with several workers, queue 0 first
+            for q in range(8):
+                path = os.path.join(self.dp.dir, "OUT%d%s.pcap" % (port, "_q%d" % q if q else ""))
+                if os.path.exists(path) and os.path.getsize(path) > 24:
+                    res.out[port] += [Ether(bytes(p)) for p in rdpcap(path)]
 
     def close(self):
         if self.monitor is not None:
@@ -203,19 +205,30 @@ class _Gateway:
 
 
 class PcapGateway(_Gateway):
-    """Feed IN0/IN1 pcaps once; run() returns a RunResult with everything checked after."""
+    """Feed IN0/IN1 pcaps once; run() returns a RunResult with everything checked after.
+    With workers > 1, in0 and in1 are lists of per-queue frame lists (RX queue q is worker
+    q's) and every port has one TX pcap per worker."""
 
-    def __init__(self, config_text, in0, in1):
-        self.n_in = (len(in0), len(in1))
-        self._frames = (in0, in1)
+    def __init__(self, config_text, in0, in1, workers=1):
+        queues = [list(in0), list(in1)] if workers > 1 else [[in0], [in1]]
+        for qs in queues:
+            assert 1 <= len(qs) <= workers, "one frame list per RX queue, at most one per worker"
+        self.n_in = tuple(sum(len(f) for f in qs) for qs in queues)
 
         def vdevs(d):
-            for port, frames in enumerate(self._frames):
-                write_pcap(os.path.join(d, "IN%d.pcap" % port), [bytes(f) for f in frames])
-            return ["net_pcap%d,rx_pcap=%s/IN%d.pcap,tx_pcap=%s/OUT%d.pcap" % (p, d, p, d, p)
-                    for p in (0, 1)]
+            devs = []
+            for port, qs in enumerate(queues):
+                args = []
+                for q, frames in enumerate(qs):
+                    name = "%s/IN%d%s.pcap" % (d, port, "_q%d" % q if q else "")
+                    write_pcap(name, [bytes(f) for f in frames])
+                    args.append("rx_pcap=" + name)
+                args += ["tx_pcap=%s/OUT%d%s.pcap" % (d, port, "_q%d" % q if q else "")
+                         for q in range(workers)]
+                devs.append("net_pcap%d,%s" % (port, ",".join(args)))
+            return devs
 
-        super().__init__(config_text, vdevs, "esp")
+        super().__init__(config_text, vdevs, "esp", workers)
 
     def run(self):
         res = RunResult()

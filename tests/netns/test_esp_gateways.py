@@ -374,43 +374,9 @@ def assert_no_leak(topo):
 # ---------------------------------------------------------------------------------------------
 # iperf3
 
-class IperfServer:
-    def __init__(self, ns):
-        # `ip netns exec` execs iperf3, so this pid is the server's own.
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns.name, "iperf3", "-s", "-1",
-                                      "-B", HB, "--json"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def iperf(topo, args, duration):
     """One iperf3 client run hA -> hB against a one-shot server; returns the client's JSON."""
-    srv = IperfServer(topo["hB"])
-    try:
-        res = None
-        for _ in range(20):  # until the server listens
-            p = topo["hA"].exec(["iperf3", "-c", HB, "-4", "--json", "-t", str(duration)]
-                                + list(args), check=False, timeout=duration + 15)
-            try:
-                res = json.loads(p.stdout)
-            except ValueError:
-                res = {"error": p.stdout + p.stderr}
-            if "unable to connect" not in res.get("error", "") and \
-                    "Connection refused" not in res.get("error", ""):
-                break
-            time.sleep(0.2)
-        assert "error" not in res, "iperf3 %s failed: %s" % (" ".join(args), res["error"])
-        return res
-    finally:
-        srv.stop()
+    return T.iperf3(topo["hB"], topo["hA"], HB, ["-4"] + list(args), duration, bind=HB)
 
 
 # ---------------------------------------------------------------------------------------------

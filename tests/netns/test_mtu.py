@@ -1,10 +1,8 @@
 """Packets wider than the tunnel: PMTUD for DF packets, pre-fragmentation for the rest."""
-import json
-import subprocess
-import time
 
 import pytest
 
+import topo as T
 from topo import Topology, tunnel_pair
 
 K_AB = "0x" + "31" * 16 + "01020304"
@@ -47,13 +45,5 @@ def test_non_df_packet_is_fragmented_before_encryption(tunnel):
 
 
 def test_tcp_finds_the_tunnel_mtu(tunnel):
-    srv = subprocess.Popen(["ip", "netns", "exec", tunnel["hB"].name, "iperf3", "-s", "-1"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
-        p = tunnel["hA"].exec(["iperf3", "-c", "10.2.0.2", "-t", "2", "--json"], timeout=60)
-        res = json.loads(p.stdout)
-        assert res["end"]["sum_received"]["bytes"] > 1_000_000
-    finally:
-        srv.kill()
-        srv.wait()
+    res = T.iperf3(tunnel["hB"], tunnel["hA"], "10.2.0.2", duration=2)
+    assert res["end"]["sum_received"]["bytes"] > 1_000_000

@@ -2,11 +2,9 @@
 over both wire queues (RSS), so both workers send on one outbound SA at once. Its sequence
 numbers must stay unique (the peer's replay window would drop a duplicate) and every
 counter must add up."""
-import json
-import subprocess
-
 import pytest
 
+import topo as T
 from topo import Topology, tunnel_pair
 
 K_AB = "0x" + "51" * 16 + "0a0b0c0d"
@@ -42,15 +40,8 @@ def test_two_workers_share_an_outbound_sa(tunnel):
     t = tunnel
     g0, _ = t.dp("gwA").stats()
     assert int(g0.get("workers", 0)) == 2, g0
-    server = subprocess.Popen(["ip", "netns", "exec", t["hB"].name, "iperf3", "-s", "-1"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        p = t["hA"].exec(["iperf3", "-c", "10.2.0.2", "-t", "3", "-P", str(STREAMS), "-J",
-                          "--connect-timeout", "3000"], check=False, timeout=60)
-    finally:
-        server.wait(timeout=20)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr
-    bps = json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
+    res = T.iperf3(t["hB"], t["hA"], "10.2.0.2", ["-P", str(STREAMS)])
+    bps = res["end"]["sum_received"]["bits_per_second"]
     assert bps > 1e6, bps
     g1, _ = t.dp("gwA").stats()
     per_worker = [int(g1.get("worker%d_rx" % w, 0)) - int(g0.get("worker%d_rx" % w, 0))
@@ -59,11 +50,15 @@ def test_two_workers_share_an_outbound_sa(tunnel):
     assert min(per_worker) > 1000, "worker rx %s: fanout did not spread the flows" % per_worker
     out_a, in_b = sa(t, "gwA", 0x100), sa(t, "gwB", 0x100)
     d = drops(in_b)
-    assert d.get("replay", 0) == 0 and d.get("auth", 0) == 0, \
+    assert d["replay"] == 0 and d["auth"] == 0, \
         "gwB refused gwA's packets (a sequence number used twice?): %s" % d
+    # a worker preempted between taking its numbers and sending (4 busy threads on a small
+    # machine) lands its burst left of the window: late, a loss TCP recovers, never a repeat
+    assert d["late"] * 50 < int(out_a["packets"]), ("late", d, out_a["packets"])
+    print("gwB SA 0x100: %s packets, drops %s" % (in_b["packets"], d))
     # what gwB's af_packet ring dropped under this load never reached its SA; nothing more
-    assert 0 < int(in_b["packets"]) <= int(out_a["packets"]), (out_a["packets"],
-                                                               in_b["packets"])
+    assert 0 < int(in_b["packets"]) + d["late"] <= int(out_a["packets"]), \
+        (out_a["packets"], in_b["packets"], d)
     assert int(out_a["seq_out"]) == int(out_a["packets"]), out_a
     for gw in ("gwA", "gwB"):
         assert t.dp(gw).alive(), t.dp(gw).log_text()[-2000:]

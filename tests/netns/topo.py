@@ -49,6 +49,45 @@ def run(args, check=True, timeout=60, input=None):
     return p
 
 
+def iperf3(server_ns, client_ns, dst, args=(), duration=3, bind=None, listen_timeout=10.0):
+    """One iperf3 run client_ns -> dst against a one-shot server in server_ns, started and
+    listening before the client connects; returns the client's JSON ("end" included).
+    Raises AssertionError with both sides' output when the run fails."""
+    srv_args = ["iperf3", "-s", "-1"] + (["-B", bind] if bind else [])
+    srv = subprocess.Popen(["ip", "netns", "exec", server_ns.name] + srv_args,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + listen_timeout
+        while True:
+            ss = server_ns.exec(["ss", "-Hltn", "sport", "=", ":5201"], check=False)
+            if ":5201" in ss.stdout:
+                break
+            assert srv.poll() is None, "iperf3 server exited: %s" % srv.stdout.read()
+            assert time.time() < deadline, "iperf3 server not listening after %.0f s" \
+                % listen_timeout
+            time.sleep(0.05)
+        p = client_ns.exec(["iperf3", "-c", dst, "-J", "-t", str(duration),
+                            "--connect-timeout", "3000"] + list(args), check=False,
+                           timeout=duration + 30)
+        try:
+            res = json.loads(p.stdout)
+        except ValueError:
+            res = {"error": "no JSON"}
+        if p.returncode != 0 or "error" in res:
+            srv.kill()
+            raise AssertionError("iperf3 -c %s %s failed (exit %d): %s %s\nserver: %s"
+                                 % (dst, " ".join(args), p.returncode, res.get("error"),
+                                    p.stderr[-1000:], srv.communicate()[0][-1000:]))
+        return res
+    finally:
+        if srv.poll() is None:
+            try:
+                srv.wait(timeout=5)  # a one-shot server ends after its client
+            except subprocess.TimeoutExpired:
+                srv.kill()
+        srv.wait()
+
+
 def kernel_gwa_requested():
     return os.environ.get("DPT_GWA_KERNEL", "") not in ("", "0")
 
