@@ -67,7 +67,7 @@ void addr_update(bool add, uint16_t port, const uint8_t *a, size_t alen, unsigne
 			fib_local(false, bcast, 4, port);
 		return;
 	}
-	addrs[i] = (struct addr){ .port = port, .alen = alen, .plen = plen };
+	addrs[i] = (struct addr){.port = port, .alen = alen, .plen = plen};
 	memcpy(addrs[i].a, a, alen);
 	if (alen == 4) {
 		if (ports[port].addr4 == 0)

@@ -115,7 +115,8 @@ static void apply_route(const Dpsec__RouteChange *m, Dpsec__Reply *rep)
 	if (m->dst == NULL || !addr_ok(&m->dst->addr, rep, "route"))
 		return;
 	if (m->has_via && m->via.len != m->dst->addr.len) {
-		chan_reply_error(rep, DPSEC__CODE__EINVAL, "route: via and prefix differ in family");
+		chan_reply_error(rep, DPSEC__CODE__EINVAL,
+				 "route: via and prefix differ in family");
 		return;
 	}
 	/* Without dev the kernel picks the TAP from the gateway's connected route. */

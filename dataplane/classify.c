@@ -15,8 +15,8 @@ enum verdict { V_FORWARD, V_FORWARD6, V_PUNT, V_DROP };
 
 static inline enum verdict check_ipv4(struct rte_mbuf *m, enum stats_drop *why)
 {
-	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *,
-							   sizeof(struct rte_ether_hdr));
+	struct rte_ipv4_hdr *ip =
+	    rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, sizeof(struct rte_ether_hdr));
 	uint32_t l3 = rte_pktmbuf_data_len(m) - sizeof(struct rte_ether_hdr);
 	uint32_t hlen, tlen, src, dst;
 
@@ -34,7 +34,8 @@ static inline enum verdict check_ipv4(struct rte_mbuf *m, enum stats_drop *why)
 		*why = STATS_DROP_IP_TRUNCATED;
 		return V_DROP;
 	}
-	if (!(m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_GOOD) && unlikely(!forward_ip4_cksum_ok(ip, hlen))) {
+	if (!(m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_GOOD) &&
+	    unlikely(!forward_ip4_cksum_ok(ip, hlen))) {
 		*why = STATS_DROP_BAD_IP_CHECKSUM;
 		return V_DROP;
 	}
@@ -66,8 +67,8 @@ static inline bool is_zero_or_loopback6(const uint8_t a[16])
 
 static inline enum verdict check_ipv6(struct rte_mbuf *m, enum stats_drop *why)
 {
-	struct rte_ipv6_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *,
-							   sizeof(struct rte_ether_hdr));
+	struct rte_ipv6_hdr *ip =
+	    rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, sizeof(struct rte_ether_hdr));
 	uint32_t l3 = rte_pktmbuf_data_len(m) - sizeof(struct rte_ether_hdr);
 	uint32_t tlen;
 	uint64_t dst[2]; /* the hash reads keys a word at a time: an aligned copy */
@@ -91,7 +92,8 @@ static inline enum verdict check_ipv6(struct rte_mbuf *m, enum stats_drop *why)
 	m->l3_len = sizeof(*ip);
 	/* Multicast (ND, MLD) and link-local are the kernel's; so are our addresses. */
 	memcpy(dst, ip->dst_addr, sizeof(dst));
-	if (ip->dst_addr[0] == 0xff || (ip->dst_addr[0] == 0xfe && (ip->dst_addr[1] & 0xc0) == 0x80) ||
+	if (ip->dst_addr[0] == 0xff ||
+	    (ip->dst_addr[0] == 0xfe && (ip->dst_addr[1] & 0xc0) == 0x80) ||
 	    rte_hash_lookup(fib.local6, dst) >= 0)
 		return V_PUNT;
 	/* unspecified, loopback, link-local or multicast source: nothing to route */

@@ -277,9 +277,9 @@ void crypto_set_mode(enum crypto_mode m)
 int crypto_mode_parse(const char *s, enum crypto_mode *m)
 {
 	static const char *const names[] = {
-		[CRYPTO_MODE_AUTO] = "auto",
-		[CRYPTO_MODE_CPU] = "cpu",
-		[CRYPTO_MODE_LOOKASIDE] = "lookaside",
+	    [CRYPTO_MODE_AUTO] = "auto",
+	    [CRYPTO_MODE_CPU] = "cpu",
+	    [CRYPTO_MODE_LOOKASIDE] = "lookaside",
 	};
 
 	for (size_t i = 0; i < RTE_DIM(names); i++)
@@ -296,8 +296,7 @@ struct rte_crypto_op **crypto_worker_ops(unsigned worker)
 }
 
 int crypto_session_create(struct rte_crypto_sym_xform *xf, struct rte_ipsec_session *ss,
-			  struct ipsecmb_sa *mb, const char **dev_name, char *err,
-			  size_t errlen)
+			  struct ipsecmb_sa *mb, const char **dev_name, char *err, size_t errlen)
 {
 	bool gcm =
 	    xf->type == RTE_CRYPTO_SYM_XFORM_AEAD && xf->aead.algo == RTE_CRYPTO_AEAD_AES_GCM;
@@ -338,8 +337,8 @@ int crypto_session_create(struct rte_crypto_sym_xform *xf, struct rte_ipsec_sess
 		ss->type = RTE_SECURITY_ACTION_TYPE_NONE;
 	else
 		ss->type = mode != CRYPTO_MODE_LOOKASIDE && has_cpu_crypto(best)
-				   ? RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO
-				   : RTE_SECURITY_ACTION_TYPE_NONE;
+			       ? RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO
+			       : RTE_SECURITY_ACTION_TYPE_NONE;
 	rc = rte_ipsec_session_prepare(ss);
 	if (rc != 0 && ss->type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO) {
 		/* rte_ipsec refuses CPU crypto for some algorithms; lookaside always works */

@@ -61,8 +61,7 @@ int crypto_mode_parse(const char *s, enum crypto_mode *mode);
  * the engine's name for display. Returns 0 or -errno with @err.
  */
 int crypto_session_create(struct rte_crypto_sym_xform *xf, struct rte_ipsec_session *ss,
-			  struct ipsecmb_sa *mb, const char **dev_name, char *err,
-			  size_t errlen);
+			  struct ipsecmb_sa *mb, const char **dev_name, char *err, size_t errlen);
 void crypto_session_destroy(struct rte_ipsec_session *ss);
 
 #endif

@@ -524,7 +524,8 @@ static inline uint16_t within_limits(struct sa *sa, struct rte_mbuf *mb[], uint1
 		bytes += sa->cnt[w].bytes;
 	}
 	if (sa->hard.packets != 0)
-		k = packets >= sa->hard.packets ? 0 : RTE_MIN((uint64_t)k, sa->hard.packets - packets);
+		k = packets >= sa->hard.packets ? 0
+						: RTE_MIN((uint64_t)k, sa->hard.packets - packets);
 	if (sa->hard.bytes != 0)
 		for (uint16_t i = 0; i < k; i++) {
 			bytes += mb[i]->pkt_len;
@@ -603,8 +604,10 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
 		uint16_t n = j->n;
 
 		deferred[i] = false;
-		if (sa->mb.kind != IPSECMB_JOB || n > ESP_BURST_MAX || used + n > CRYPTO_WORKER_OPS) {
-			j->ok = in ? esp_inbound(sa, j->mb, n, worker) : esp_outbound(sa, j->mb, n, worker);
+		if (sa->mb.kind != IPSECMB_JOB || n > ESP_BURST_MAX ||
+		    used + n > CRYPTO_WORKER_OPS) {
+			j->ok = in ? esp_inbound(sa, j->mb, n, worker)
+				   : esp_outbound(sa, j->mb, n, worker);
 			continue;
 		}
 		j->ok = 0;
@@ -622,7 +625,8 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
 		for (uint16_t p = 0; p < k[i]; p++)
 			j->mb[p]->ol_flags &= ~RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED;
 		rte_errno = 0;
-		st[i].prep = k[i] ? rte_ipsec_pkt_crypto_prepare(&sa->ss, j->mb, cop + used, k[i]) : 0;
+		st[i].prep =
+		    k[i] ? rte_ipsec_pkt_crypto_prepare(&sa->ss, j->mb, cop + used, k[i]) : 0;
 		err[i] = rte_errno;
 		st[i].proc = st[i].prep;
 		if (st[i].prep)
@@ -641,9 +645,10 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
 		if (!deferred[i])
 			continue;
 		st[i].ok = st[i].prep ? process(j->sa, &j->sa->ss, j->mb, st[i].prep, &st[i]) : 0;
-		j->ok = in ? in_post(j->sa, j->mb, k[i], worker, &st[i], orig + off[i], aux + off[i])
-			   : out_post(j->sa, j->mb, k[i], worker, &st[i], err[i], orig + off[i],
-				      aux + off[i]);
+		j->ok =
+		    in ? in_post(j->sa, j->mb, k[i], worker, &st[i], orig + off[i], aux + off[i])
+		       : out_post(j->sa, j->mb, k[i], worker, &st[i], err[i], orig + off[i],
+				  aux + off[i]);
 	}
 }
 

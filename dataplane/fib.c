@@ -42,25 +42,25 @@ static struct rte_rcu_qsbr *fib_qs;
 int fib_init(struct rte_rcu_qsbr *qs, char *err, size_t errlen)
 {
 	struct rte_lpm_config cfg = {
-		.max_rules = FIB_MAX_ROUTES,
-		.number_tbl8s = FIB_TBL8,
+	    .max_rules = FIB_MAX_ROUTES,
+	    .number_tbl8s = FIB_TBL8,
 	};
-	struct rte_lpm_rcu_config rcu = { .v = qs, .mode = RTE_LPM_QSBR_MODE_DQ };
+	struct rte_lpm_rcu_config rcu = {.v = qs, .mode = RTE_LPM_QSBR_MODE_DQ};
 	struct rte_hash_parameters hp = {
-		.name = "dpsec_local6",
-		.entries = 1024,
-		.key_len = 16,
-		.hash_func = rte_jhash,
-		.socket_id = SOCKET_ID_ANY,
-		.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
+	    .name = "dpsec_local6",
+	    .entries = 1024,
+	    .key_len = 16,
+	    .hash_func = rte_jhash,
+	    .socket_id = SOCKET_ID_ANY,
+	    .extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
 	};
-	struct rte_hash_rcu_config hrcu = { .v = qs, .mode = RTE_HASH_QSBR_MODE_DQ };
+	struct rte_hash_rcu_config hrcu = {.v = qs, .mode = RTE_HASH_QSBR_MODE_DQ};
 
 	struct rte_fib6_conf cfg6 = {
-		.type = RTE_FIB6_TRIE,
-		.default_nh = 0, /* next hop 0 is never used: no route */
-		.max_routes = FIB_MAX_ROUTES,
-		.trie = { .nh_sz = RTE_FIB6_TRIE_4B, .num_tbl8 = FIB6_TBL8 },
+	    .type = RTE_FIB6_TRIE,
+	    .default_nh = 0, /* next hop 0 is never used: no route */
+	    .max_routes = FIB_MAX_ROUTES,
+	    .trie = {.nh_sz = RTE_FIB6_TRIE_4B, .num_tbl8 = FIB6_TBL8},
 	};
 
 	fib_qs = qs;
@@ -68,8 +68,8 @@ int fib_init(struct rte_rcu_qsbr *qs, char *err, size_t errlen)
 	fib.v6[0] = rte_fib6_create("dpsec_fib6_a", SOCKET_ID_ANY, &cfg6);
 	fib.v6[1] = rte_fib6_create("dpsec_fib6_b", SOCKET_ID_ANY, &cfg6);
 	fib.fib6 = fib.v6[0];
-	fib.nh = rte_zmalloc("dpsec_nexthops", sizeof(*fib.nh) * FIB_MAX_NEXTHOPS,
-			     RTE_CACHE_LINE_SIZE);
+	fib.nh =
+	    rte_zmalloc("dpsec_nexthops", sizeof(*fib.nh) * FIB_MAX_NEXTHOPS, RTE_CACHE_LINE_SIZE);
 	fib.local6 = rte_hash_create(&hp);
 	if (fib.lpm4 == NULL || fib.nh == NULL || fib.local6 == NULL || fib.v6[0] == NULL ||
 	    fib.v6[1] == NULL) {
@@ -168,7 +168,8 @@ static void fib6_change(const uint8_t *dst, unsigned plen, uint32_t nh)
 	for (int pass = 0; pass < 2; pass++) {
 		struct rte_fib6 *f = pass == 0 ? spare : live;
 
-		rc = nh ? rte_fib6_add(f, dst, (uint8_t)plen, nh) : rte_fib6_delete(f, dst, (uint8_t)plen);
+		rc = nh ? rte_fib6_add(f, dst, (uint8_t)plen, nh)
+			: rte_fib6_delete(f, dst, (uint8_t)plen);
 		if (rc != 0 && nh)
 			RTE_LOG(ERR, USER1, "FIB: cannot install IPv6 route (table full?)\n");
 		if (pass == 0) {
@@ -254,7 +255,7 @@ static void route_change(bool add, bool local, const uint8_t *dst, size_t alen, 
 			 const uint8_t *via, uint16_t port, uint32_t metric)
 {
 	uint8_t family = alen == 4 ? 4 : 6;
-	uint8_t key[16] __rte_aligned(8) = { 0 }; /* hashed a word at a time (local6) */
+	uint8_t key[16] __rte_aligned(8) = {0}; /* hashed a word at a time (local6) */
 	struct route *r = NULL, *old;
 	uint32_t old_nh = 0;
 
@@ -280,12 +281,12 @@ static void route_change(bool add, bool local, const uint8_t *dst, size_t alen, 
 			reinstall(family, key, plen, old_nh);
 			return;
 		}
-		*r = (struct route){ .family = family,
-				     .plen = plen,
-				     .local = local,
-				     .has_via = via != NULL,
-				     .port = port,
-				     .metric = metric };
+		*r = (struct route){.family = family,
+				    .plen = plen,
+				    .local = local,
+				    .has_via = via != NULL,
+				    .port = port,
+				    .metric = metric};
 		memcpy(r->dst, key, 16);
 		if (via != NULL)
 			memcpy(r->via, via, alen);

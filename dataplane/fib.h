@@ -21,14 +21,14 @@
 
 #include "dpsec.pb-c.h"
 
-#define FIB_MAX_ROUTES 65536
+#define FIB_MAX_ROUTES	 65536
 #define FIB_MAX_NEXTHOPS 4096
 
 enum fib_nh_kind {
 	FIB_NH_FREE = 0,
 	FIB_NH_CONNECTED, /* next hop is the packet's own destination */
 	FIB_NH_GATEWAY,
-	FIB_NH_LOCAL,     /* addressed to the gateway: punt to the port's TAP */
+	FIB_NH_LOCAL, /* addressed to the gateway: punt to the port's TAP */
 };
 
 struct fib_nexthop {

@@ -30,7 +30,8 @@ void forward4_same_dst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkt
 	}
 	if (likely(memo->dst == dst_be && dst_be != 0)) {
 		for (uint16_t i = 0; i < n; i++) {
-			rte_memcpy(rte_pktmbuf_mtod(pkts[i], void *), &memo->hdr, sizeof(memo->hdr));
+			rte_memcpy(rte_pktmbuf_mtod(pkts[i], void *), &memo->hdr,
+				   sizeof(memo->hdr));
 			tx_enqueue(w, memo->port, pkts[i]);
 		}
 		return;
@@ -94,7 +95,8 @@ void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, c
 			continue;
 		}
 		nh = &fib.nh[hop[i] & 0x00ffffff];
-		if (nh->kind == FIB_NH_LOCAL || (ttl && unlikely(forward_ip4(p)->time_to_live <= 1))) {
+		if (nh->kind == FIB_NH_LOCAL ||
+		    (ttl && unlikely(forward_ip4(p)->time_to_live <= 1))) {
 			tap_punt(w, in_port, p);
 			continue;
 		}

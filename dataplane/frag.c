@@ -31,8 +31,8 @@ uint16_t frag4(const struct rte_mbuf *m, uint32_t mtu, struct rte_mempool *pool,
 		rte_memcpy(p, base, l2 + l3);
 		rte_memcpy(p + l2 + l3, base + l2 + l3 + at, len);
 		fh->total_length = rte_cpu_to_be_16(l3 + len);
-		fh->fragment_offset = rte_cpu_to_be_16(
-			mf | ((off0 & RTE_IPV4_HDR_OFFSET_MASK) + at / 8));
+		fh->fragment_offset =
+		    rte_cpu_to_be_16(mf | ((off0 & RTE_IPV4_HDR_OFFSET_MASK) + at / 8));
 		fh->hdr_checksum = 0;
 		fh->hdr_checksum = rte_ipv4_cksum(fh);
 		out[i]->l2_len = l2;

@@ -35,8 +35,8 @@ enum kind { K_PUNT, K_ESP, K_DROP, K_FRAG };
 /* The UDP destination port (host order) of an ESP-in-UDP packet parse() accepted. */
 static inline uint16_t udp_dport(struct rte_mbuf *m)
 {
-	const struct rte_udp_hdr *uh = rte_pktmbuf_mtod_offset(m, const struct rte_udp_hdr *,
-							       m->l2_len + m->l3_len);
+	const struct rte_udp_hdr *uh =
+	    rte_pktmbuf_mtod_offset(m, const struct rte_udp_hdr *, m->l2_len + m->l3_len);
 
 	return rte_be_to_cpu_16(uh->dst_port);
 }
@@ -93,8 +93,8 @@ static inline bool same_tunnel(const struct sa *bound, const struct sa *sa)
 	return bound == sa || (sa->reqid != 0 && bound->reqid == sa->reqid);
 }
 
-static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *sa,
-			     struct rte_mbuf **m, uint16_t n, uint64_t now)
+static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *sa, struct rte_mbuf **m,
+			     uint16_t n, uint64_t now)
 {
 	const uint8_t *l3[WORKER_BURST];
 	uint16_t len[WORKER_BURST];
@@ -148,7 +148,7 @@ static void decrypt_pre(struct esp_group *g)
 			/* Keep the mbuf: esp_inbound moves failed packets around. */
 			const struct rte_ipv4_hdr *ip = forward_ip4(m);
 			const struct rte_udp_hdr *uh =
-				(const void *)((const uint8_t *)ip + m->l3_len);
+			    (const void *)((const uint8_t *)ip + m->l3_len);
 
 			g->moved_m[g->n_moved] = m;
 			g->moved_src[g->n_moved] = ip->src_addr;
@@ -263,18 +263,16 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 		if (udp[i]) {
 			const struct rte_ipv4_hdr *ip = forward_ip4(esp[i]);
 			const struct rte_udp_hdr *uh =
-				(const void *)((const uint8_t *)ip + esp[i]->l3_len);
+			    (const void *)((const uint8_t *)ip + esp[i]->l3_len);
 
-
-			groups[g].moved[groups[g].n] =
-				memcmp(&ip->src_addr, sa->src, 4) != 0 ||
-				rte_be_to_cpu_16(uh->src_port) != sa->sport;
+			groups[g].moved[groups[g].n] = memcmp(&ip->src_addr, sa->src, 4) != 0 ||
+						       rte_be_to_cpu_16(uh->src_port) != sa->sport;
 		}
 		groups[g].m[groups[g].n++] = esp[i];
 	}
 	for (uint16_t g = 0; g < ng; g++) {
 		decrypt_pre(&groups[g]);
-		jobs[g] = (struct esp_job){ .sa = groups[g].sa, .mb = groups[g].m, .n = groups[g].n };
+		jobs[g] = (struct esp_job){.sa = groups[g].sa, .mb = groups[g].m, .n = groups[g].n};
 	}
 	esp_inbound_bulk(jobs, ng, w->id);
 	for (uint16_t g = 0; g < ng; g++)

@@ -221,7 +221,8 @@ bool ipsecmb_sa_init(struct ipsecmb_sa *k, const struct rte_crypto_sym_xform *xf
 				a = xf;
 		}
 		ok = c != NULL && a != NULL &&
-		     (c->cipher.algo == RTE_CRYPTO_CIPHER_NULL || c->cipher.iv.offset == iv_offset) &&
+		     (c->cipher.algo == RTE_CRYPTO_CIPHER_NULL ||
+		      c->cipher.iv.offset == iv_offset) &&
 		     cipher_keys(k, &c->cipher) && hmac_pads(k, &a->auth);
 		if (ok) {
 			k->decrypt = c->cipher.op == RTE_CRYPTO_CIPHER_OP_DECRYPT;
@@ -284,12 +285,12 @@ static void run_gcm(IMB_MGR *mgr, const struct ipsecmb_sa *k, struct rte_crypto_
 		if (!k->decrypt) {
 			if (k->key_len == 16)
 				IMB_AES128_GCM_ENC(mgr, &k->k.gcm, &ctx, p, p, len, iv,
-						   s->aead.aad.data, k->aad_len, s->aead.digest.data,
-						   k->tag_len);
+						   s->aead.aad.data, k->aad_len,
+						   s->aead.digest.data, k->tag_len);
 			else
 				IMB_AES256_GCM_ENC(mgr, &k->k.gcm, &ctx, p, p, len, iv,
-						   s->aead.aad.data, k->aad_len, s->aead.digest.data,
-						   k->tag_len);
+						   s->aead.aad.data, k->aad_len,
+						   s->aead.digest.data, k->tag_len);
 			continue;
 		}
 		if (k->key_len == 16)
@@ -371,9 +372,9 @@ static void submit_jobs(IMB_MGR *mgr, struct scratch *sc, const struct ipsecmb_s
 		struct rte_mbuf *m = cop[i]->sym->m_src;
 		const struct rte_crypto_sym_op *s = cop[i]->sym;
 		uint32_t end = k->cipher == IMB_CIPHER_CHACHA20_POLY1305
-				       ? s->aead.data.offset + s->aead.data.length
-				       : RTE_MAX(s->cipher.data.offset + s->cipher.data.length,
-						 s->auth.data.offset + s->auth.data.length);
+				   ? s->aead.data.offset + s->aead.data.length
+				   : RTE_MAX(s->cipher.data.offset + s->cipher.data.length,
+					     s->auth.data.offset + s->auth.data.length);
 
 		if (unlikely(m->nb_segs != 1 || end > m->data_len)) {
 			fail(m);

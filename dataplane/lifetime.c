@@ -12,8 +12,8 @@
 static void id_of(const struct sa *sa, Dpsec__SaId *id)
 {
 	dpsec__sa_id__init(id);
-	id->dst = (ProtobufCBinaryData){ .len = sa->family == AF_INET ? 4 : 16,
-					 .data = (uint8_t *)sa->dst };
+	id->dst = (ProtobufCBinaryData){.len = sa->family == AF_INET ? 4 : 16,
+					.data = (uint8_t *)sa->dst};
 	id->proto = sa->key.proto;
 	id->spi = rte_be_to_cpu_32(sa->key.spi);
 }

@@ -38,7 +38,7 @@
 #include "upcall.h"
 #include "worker.h"
 
-#define DEFAULT_MBUFS 16383 /* 2^n - 1 is the mempool's sweet spot */
+#define DEFAULT_MBUFS	16383 /* 2^n - 1 is the mempool's sweet spot */
 #define CONTROL_TICK_MS 10
 
 extern unsigned show_mbuf_baseline;
@@ -88,13 +88,13 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "ctl", required_argument, NULL, 'C' },
-		{ "idle-sleep-us", required_argument, NULL, 'i' },
-		{ "mbufs", required_argument, NULL, 'm' },
-		{ "crypto", required_argument, NULL, 'x' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'},
+	    {"ctl", required_argument, NULL, 'C'},
+	    {"idle-sleep-us", required_argument, NULL, 'i'},
+	    {"mbufs", required_argument, NULL, 'm'},
+	    {"crypto", required_argument, NULL, 'x'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -125,9 +125,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			enum crypto_mode mode;
 
 			if (crypto_mode_parse(optarg, &mode) != 0) {
-				fprintf(stderr,
-					"dpsec-dataplane: bad --crypto \"%s\" (auto, cpu, lookaside)\n",
-					optarg);
+				fprintf(
+				    stderr,
+				    "dpsec-dataplane: bad --crypto \"%s\" (auto, cpu, lookaside)\n",
+				    optarg);
 				return -1;
 			}
 			crypto_set_mode(mode);
@@ -200,8 +201,8 @@ static struct rte_rcu_qsbr *rcu_create(unsigned n)
 static void control_loop(struct chan_server *srv)
 {
 	struct pollfd fds[2] = {
-		{ .fd = chan_server_fd(srv), .events = POLLIN },
-		{ .fd = nl_fd(), .events = POLLIN },
+	    {.fd = chan_server_fd(srv), .events = POLLIN},
+	    {.fd = nl_fd(), .events = POLLIN},
 	};
 
 	while (!quit) {
@@ -217,9 +218,9 @@ static void control_loop(struct chan_server *srv)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .ctl = CHAN_DEFAULT_ENDPOINT, .idle_sleep_us = 1000,
-			     .mbufs = DEFAULT_MBUFS };
-	struct gram_config cfg = { 0 };
+	struct options o = {
+	    .ctl = CHAN_DEFAULT_ENDPOINT, .idle_sleep_us = 1000, .mbufs = DEFAULT_MBUFS};
+	struct gram_config cfg = {0};
 	struct chan_server *srv = NULL;
 	char err[512];
 	int eal_argc = argc, rc = 1, ret;
@@ -273,7 +274,8 @@ int main(int argc, char **argv)
 		goto out_eal;
 	}
 	if (fib_init(worker_config.qs, err, sizeof(err)) < 0 ||
-	    neigh_init(worker_config.qs, err, sizeof(err)) < 0 || upcall_init(err, sizeof(err)) < 0 ||
+	    neigh_init(worker_config.qs, err, sizeof(err)) < 0 ||
+	    upcall_init(err, sizeof(err)) < 0 ||
 	    port_init(n_workers, o.mbufs, err, sizeof(err)) < 0 || nl_init(err, sizeof(err)) < 0 ||
 	    crypto_init(n_workers, err, sizeof(err)) < 0 ||
 	    sad_init(worker_config.qs, n_workers, err, sizeof(err)) < 0 ||

@@ -13,20 +13,20 @@ struct rte_hash *neigh_table;
 /* The data word: bit 63 set for a usable entry, state in bits 48..55, MAC below. */
 #define NEIGH_VALID (1ULL << 63)
 
-static const char *const states[] = { "NONE",  "REACHABLE", "STALE",     "DELAY",
-				      "PROBE", "PERMANENT", "NOARP" };
+static const char *const states[] = {"NONE",  "REACHABLE", "STALE", "DELAY",
+				     "PROBE", "PERMANENT", "NOARP"};
 
 int neigh_init(struct rte_rcu_qsbr *qs, char *err, size_t errlen)
 {
 	struct rte_hash_parameters hp = {
-		.name = "dpsec_neigh",
-		.entries = NEIGH_MAX,
-		.key_len = sizeof(struct neigh_key),
-		.hash_func = rte_hash_crc,
-		.socket_id = SOCKET_ID_ANY,
-		.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
+	    .name = "dpsec_neigh",
+	    .entries = NEIGH_MAX,
+	    .key_len = sizeof(struct neigh_key),
+	    .hash_func = rte_hash_crc,
+	    .socket_id = SOCKET_ID_ANY,
+	    .extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
 	};
-	struct rte_hash_rcu_config rcu = { .v = qs, .mode = RTE_HASH_QSBR_MODE_DQ };
+	struct rte_hash_rcu_config rcu = {.v = qs, .mode = RTE_HASH_QSBR_MODE_DQ};
 
 	neigh_table = rte_hash_create(&hp);
 	if (neigh_table == NULL || rte_hash_rcu_qsbr_add(neigh_table, &rcu) != 0) {

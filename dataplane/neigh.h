@@ -40,13 +40,13 @@ size_t neigh_dump(Dpsec__NeighInfo ***out);
 
 static inline void neigh_key4(struct neigh_key *k, uint16_t port, uint32_t addr_be)
 {
-	*k = (struct neigh_key){ .port = port, .family = 4 };
+	*k = (struct neigh_key){.port = port, .family = 4};
 	__builtin_memcpy(k->addr, &addr_be, 4);
 }
 
 static inline void neigh_key6(struct neigh_key *k, uint16_t port, const uint8_t addr[16])
 {
-	*k = (struct neigh_key){ .port = port, .family = 6 };
+	*k = (struct neigh_key){.port = port, .family = 6};
 	__builtin_memcpy(k->addr, addr, 16);
 }
 

@@ -89,8 +89,11 @@ static void ledger_note(bool add, enum ledger_kind kind, uint16_t port, const ui
 	struct ledger probe, *e, **found;
 
 	memset(&probe, 0, sizeof(probe));
-	probe.k = (struct ledger_key){ .kind = (uint8_t)kind, .alen = (uint8_t)alen,
-				       .plen = (uint8_t)plen, .port = port, .metric = metric };
+	probe.k = (struct ledger_key){.kind = (uint8_t)kind,
+				      .alen = (uint8_t)alen,
+				      .plen = (uint8_t)plen,
+				      .port = port,
+				      .metric = metric};
 	memcpy(probe.k.addr, addr, alen);
 	found = tfind(&probe, &ledger_root, ledger_cmp);
 	if (!add) {
@@ -146,7 +149,7 @@ static void collect_stale(const void *node, VISIT which, void *arg)
 /* After the resync dumps: remove from the tables what they did not report. */
 static void ledger_sweep(void)
 {
-	struct stale s = { NULL, 0, 0 };
+	struct stale s = {NULL, 0, 0};
 
 	twalk_r(ledger_root, collect_stale, &s);
 	for (size_t i = 0; i < s.n; i++) {
@@ -159,19 +162,21 @@ static void ledger_sweep(void)
 			fib_local(false, k.addr, k.alen, k.port);
 			break;
 		case L_ROUTE:
-			fib_update(false, k.addr, k.alen, k.plen, e->has_via ? e->via : NULL, k.port,
-				   k.metric);
+			fib_update(false, k.addr, k.alen, k.plen, e->has_via ? e->via : NULL,
+				   k.port, k.metric);
 			break;
 		default:
 			neigh_update(false, k.port, k.addr, k.alen, NULL, "NONE");
 			break;
 		}
-		ledger_note(false, (enum ledger_kind)k.kind, k.port, k.addr, k.alen, k.plen, k.metric,
-			    NULL);
+		ledger_note(false, (enum ledger_kind)k.kind, k.port, k.addr, k.alen, k.plen,
+			    k.metric, NULL);
 	}
 	if (s.n > 0)
-		fprintf(stderr, "dpsec: netlink resync removed %zu entries deleted while events were "
-				"lost\n", s.n);
+		fprintf(stderr,
+			"dpsec: netlink resync removed %zu entries deleted while events were "
+			"lost\n",
+			s.n);
 	free(s.v);
 }
 

@@ -25,10 +25,10 @@ void nl_process(void);
  * nl_route takes ifindex 0 to let the kernel choose the device for @via. */
 int nl_addr(bool add, int ifindex, const uint8_t *addr, size_t alen, unsigned plen, char *err,
 	    size_t errlen);
-int nl_route(bool add, int ifindex, const uint8_t *dst, size_t alen, unsigned plen, const uint8_t *via,
-	     uint32_t metric, char *err, size_t errlen);
-int nl_neigh(bool add, int ifindex, const uint8_t *addr, size_t alen, const uint8_t mac[6], char *err,
-	     size_t errlen);
+int nl_route(bool add, int ifindex, const uint8_t *dst, size_t alen, unsigned plen,
+	     const uint8_t *via, uint32_t metric, char *err, size_t errlen);
+int nl_neigh(bool add, int ifindex, const uint8_t *addr, size_t alen, const uint8_t mac[6],
+	     char *err, size_t errlen);
 /* Start the kernel's own resolution of @addr on @ifindex (RTM_NEWNEIGH + NTF_USE). */
 int nl_neigh_resolve(int ifindex, const uint8_t *addr, size_t alen);
 

@@ -26,18 +26,18 @@ static inline void l3_of(struct rte_mbuf **pkts, uint16_t n, const uint8_t *l3[]
 {
 	for (uint16_t i = 0; i < n; i++) {
 		l3[i] = (const uint8_t *)forward_ip4(pkts[i]);
-		len[i] = (uint16_t)RTE_MIN(rte_pktmbuf_data_len(pkts[i]) - pkts[i]->l2_len,
-					   UINT16_MAX);
+		len[i] =
+		    (uint16_t)RTE_MIN(rte_pktmbuf_data_len(pkts[i]) - pkts[i]->l2_len, UINT16_MAX);
 	}
 }
 
 /* The largest inner packet @sa can carry without the ESP packet exceeding the wire MTU. */
 static inline uint32_t max_inner(const struct sa *sa)
 {
-	uint32_t hdr = (sa->family == AF_INET ? sizeof(struct rte_ipv4_hdr)
-					      : sizeof(struct rte_ipv6_hdr)) +
-		       (sa->natt ? sizeof(struct rte_udp_hdr) : 0) + sizeof(struct rte_esp_hdr) +
-		       sa->iv_len + sa->icv_len;
+	uint32_t hdr =
+	    (sa->family == AF_INET ? sizeof(struct rte_ipv4_hdr) : sizeof(struct rte_ipv6_hdr)) +
+	    (sa->natt ? sizeof(struct rte_udp_hdr) : 0) + sizeof(struct rte_esp_hdr) + sa->iv_len +
+	    sa->icv_len;
 
 	if (port_min_mtu <= hdr + 2 + sa->pad_align)
 		return 0;
@@ -73,7 +73,7 @@ static inline void group_add(struct esp_group *g, uint16_t *ng, struct sa *sa, s
 static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group *g, uint16_t ng,
 			   bool local)
 {
-	struct forward_memo memo = { .dst = 0 };
+	struct forward_memo memo = {.dst = 0};
 	struct esp_job jobs[WORKER_BURST];
 
 	RTE_BUILD_BUG_ON(WORKER_BURST > ESP_JOBS_MAX);
@@ -85,7 +85,7 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
 				forward_ttl_decrement(forward_ip4(e->m[j]));
 			rte_pktmbuf_adj(e->m[j], sizeof(struct rte_ether_hdr));
 		}
-		jobs[i] = (struct esp_job){ .sa = e->sa, .mb = e->m, .n = e->n };
+		jobs[i] = (struct esp_job){.sa = e->sa, .mb = e->m, .n = e->n};
 	}
 	esp_outbound_bulk(jobs, ng, w->id);
 	for (uint16_t i = 0; i < ng; i++) {
@@ -119,7 +119,7 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
 static void too_big(struct worker *w, uint16_t in_port, struct sa *sa, struct rte_mbuf *m,
 		    bool local)
 {
-	struct esp_group g = { .sa = sa };
+	struct esp_group g = {.sa = sa};
 	uint32_t mtu = max_inner(sa);
 
 	if (forward_ip4(m)->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)) {
@@ -225,8 +225,8 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 		encrypt_groups(w, in_port, groups, ng, local);
 }
 
-void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
-		    const uint32_t *hop, uint16_t n)
+void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, const uint32_t *hop,
+		    uint16_t n)
 {
 	classify_out(w, in_port, pkts, hop, n);
 }

@@ -11,8 +11,8 @@
 #include "worker.h"
 
 /* @pkts: valid IPv4 with Ethernet header, not for the gateway; @hop their LPM results. */
-void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts,
-		    const uint32_t *hop, uint16_t n);
+void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, const uint32_t *hop,
+		    uint16_t n);
 
 /*
  * The gateway's own IPv4 (not IKE) that the kernel sent on @port's TAP, Ethernet

@@ -13,8 +13,8 @@
 
 #include "port.h"
 
-#define PORT_RX_DESC 1024
-#define PORT_TX_DESC 1024
+#define PORT_RX_DESC	1024
+#define PORT_TX_DESC	1024
 #define PORT_POOL_CACHE 256
 
 struct port ports[PORT_MAX];
@@ -29,7 +29,7 @@ int port_init(unsigned n_workers, unsigned pool_size, char *err, size_t errlen)
 	port_n_workers = n_workers;
 	port_wire_count = rte_eth_dev_count_avail();
 	for (uint16_t i = 0; i < PORT_MAX; i++)
-		ports[i] = (struct port){ .id = i, .tap = PORT_NONE, .tap_ifindex = -1 };
+		ports[i] = (struct port){.id = i, .tap = PORT_NONE, .tap_ifindex = -1};
 	port_pool = rte_pktmbuf_pool_create("dpsec_mbuf", pool_size, PORT_POOL_CACHE, 0,
 					    RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
 	if (port_pool == NULL) {
@@ -43,7 +43,7 @@ int port_init(unsigned n_workers, unsigned pool_size, char *err, size_t errlen)
 /* One queue setup for both wire ports and TAPs. */
 static int queues_setup(uint16_t id, uint16_t nb_rxq, uint16_t nb_txq, char *err, size_t errlen)
 {
-	struct rte_eth_conf conf = { 0 };
+	struct rte_eth_conf conf = {0};
 	struct rte_eth_dev_info info;
 	uint16_t nb_rxd = PORT_RX_DESC, nb_txd = PORT_TX_DESC;
 	int socket = rte_eth_dev_socket_id(id);
@@ -63,8 +63,8 @@ static int queues_setup(uint16_t id, uint16_t nb_rxq, uint16_t nb_txq, char *err
 	}
 	if (nb_rxq > 1) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-		conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads &
-						   (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
+		conf.rx_adv_conf.rss_conf.rss_hf =
+		    info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
 		if (conf.rx_adv_conf.rss_conf.rss_hf == 0)
 			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
 	}
@@ -75,7 +75,8 @@ static int queues_setup(uint16_t id, uint16_t nb_rxq, uint16_t nb_txq, char *err
 	if (rc != 0)
 		goto fail;
 	for (uint16_t q = 0; q < nb_rxq; q++) {
-		rc = rte_eth_rx_queue_setup(id, q, nb_rxd, socket < 0 ? 0 : socket, NULL, port_pool);
+		rc =
+		    rte_eth_rx_queue_setup(id, q, nb_rxd, socket < 0 ? 0 : socket, NULL, port_pool);
 		if (rc != 0)
 			goto fail;
 	}
@@ -110,8 +111,8 @@ static bool name_ok(const char *name)
  */
 static void tap_sysctls(const char *ifname)
 {
-	static const char *const fmt[] = { "/proc/sys/net/ipv4/conf/%s/forwarding",
-					   "/proc/sys/net/ipv6/conf/%s/forwarding" };
+	static const char *const fmt[] = {"/proc/sys/net/ipv4/conf/%s/forwarding",
+					  "/proc/sys/net/ipv6/conf/%s/forwarding"};
 	char path[128];
 	int fd;
 

@@ -15,15 +15,15 @@
 
 #include "dpsec.pb-c.h"
 
-#define PORT_MAX 16
+#define PORT_MAX      16
 #define PORT_NAME_MAX 12 /* "dp-" + name must fit IFNAMSIZ */
-#define PORT_NONE UINT16_MAX
+#define PORT_NONE     UINT16_MAX
 
 struct port {
 	bool configured;
 	bool started;
-	uint16_t id;      /* wire ethdev */
-	uint16_t tap;     /* net_tap ethdev */
+	uint16_t id;  /* wire ethdev */
+	uint16_t tap; /* net_tap ethdev */
 	int tap_ifindex;
 	uint16_t nb_rxq;
 	char name[PORT_NAME_MAX + 1];

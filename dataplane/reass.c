@@ -12,9 +12,9 @@
 #include "reass.h"
 #include "stats.h"
 
-#define REASS_WAYS	 4   /* entries per bucket */
-#define REASS_EXPIRE_MS	 100 /* how often a worker evicts timed-out packets */
-#define REASS_PREFETCH	 4
+#define REASS_WAYS	4   /* entries per bucket */
+#define REASS_EXPIRE_MS 100 /* how often a worker evicts timed-out packets */
+#define REASS_PREFETCH	4
 
 struct reass {
 	struct rte_ip_frag_tbl *tbl;
@@ -38,9 +38,9 @@ int reass_init(unsigned n_workers, char *err, size_t errlen)
 	n_rs = n_workers;
 	expire_every = hz / 1000 * REASS_EXPIRE_MS;
 	for (unsigned w = 0; w < n_workers; w++) {
-		rs[w].tbl = rte_ip_frag_table_create(REASS_FLOWS / REASS_WAYS, REASS_WAYS,
-						     REASS_FLOWS, hz / 1000 * REASS_TIMEOUT_MS,
-						     SOCKET_ID_ANY);
+		rs[w].tbl =
+		    rte_ip_frag_table_create(REASS_FLOWS / REASS_WAYS, REASS_WAYS, REASS_FLOWS,
+					     hz / 1000 * REASS_TIMEOUT_MS, SOCKET_ID_ANY);
 		if (rs[w].tbl == NULL) {
 			snprintf(err, errlen, "reassembly table: %s", rte_strerror(rte_errno));
 			reass_fini();

@@ -47,9 +47,9 @@ static struct rte_rcu_qsbr *sad_qs;
 unsigned sad_workers;
 
 static const char *const drop_names[SA_DROP_MAX] = {
-    [SA_DROP_AUTH] = "auth",	 [SA_DROP_REPLAY] = "replay", [SA_DROP_LATE] = "late",	[SA_DROP_TRAILER] = "trailer",
-    [SA_DROP_POLICY] = "policy", [SA_DROP_EXPIRED] = "expired", [SA_DROP_LEASE] = "lease",
-    [SA_DROP_OTHER] = "other",
+    [SA_DROP_AUTH] = "auth",	   [SA_DROP_REPLAY] = "replay", [SA_DROP_LATE] = "late",
+    [SA_DROP_TRAILER] = "trailer", [SA_DROP_POLICY] = "policy", [SA_DROP_EXPIRED] = "expired",
+    [SA_DROP_LEASE] = "lease",	   [SA_DROP_OTHER] = "other",
 };
 
 static int addr_family(size_t len);
@@ -611,8 +611,8 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	 */
 	if (inbound && m->has_seq_in)
 		b.prm.ipsec_xform.esn.value =
-		    m->seq_in + (b.prm.ipsec_xform.replay_win_sz ? b.prm.ipsec_xform.replay_win_sz + 1
-								 : 0);
+		    m->seq_in +
+		    (b.prm.ipsec_xform.replay_win_sz ? b.prm.ipsec_xform.replay_win_sz + 1 : 0);
 	/*
 	 * Several workers may send on one outbound SA (RSS spreads the inner
 	 * flows), so outbound sequence numbers are taken atomically. Inbound,
@@ -648,8 +648,8 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		goto out;
 	}
 	sa->ss.sa = sa->ipsa;
-	rc = crypto_session_create(b.prm.crypto_xform, &sa->ss, &sa->mb, &sa->dev_name, err,
-				   errlen);
+	rc =
+	    crypto_session_create(b.prm.crypto_xform, &sa->ss, &sa->mb, &sa->dev_name, err, errlen);
 	if (rc != 0)
 		goto out;
 

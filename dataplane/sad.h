@@ -71,7 +71,7 @@ struct sa_key {
 	uint16_t zero; /* keys are hashed whole: never leave padding undefined */
 	uint8_t dst[16];
 	uint8_t pad[8]; /* 32 bytes: rte_hash compares such keys with SIMD, not memcmp */
-} __rte_aligned(8); /* rte_hash_crc reads keys 8 bytes at a time */
+} __rte_aligned(8);	/* rte_hash_crc reads keys 8 bytes at a time */
 
 struct sa {
 	/* read on every burst */
@@ -222,8 +222,7 @@ unsigned sad_reclaim(void);
  */
 typedef void (*sad_expire_cb)(const struct sa *sa, bool hard, void *arg);
 /* Half of an outbound SA's lease is used (or all of it): once per lease. */
-typedef void (*sad_lease_cb)(const struct sa *sa, uint64_t seq_out, uint64_t seq_limit,
-			     void *arg);
+typedef void (*sad_lease_cb)(const struct sa *sa, uint64_t seq_out, uint64_t seq_limit, void *arg);
 void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, sad_lease_cb lease, void *arg);
 
 /* Worker side, lock-free. @dst is 4 or 16 bytes in network order. */

@@ -78,7 +78,8 @@ static Dpsec__Stats *stats_dump(void)
 	stats_counter_add(&s->global, &s->n_global, "mbuf_in_use",
 			  rte_mempool_in_use_count(port_pool));
 	stats_counter_add(&s->global, &s->n_global, "mbuf_in_use_baseline", show_mbuf_baseline);
-	stats_counter_add(&s->global, &s->n_global, "mbuf_avail", rte_mempool_avail_count(port_pool));
+	stats_counter_add(&s->global, &s->n_global, "mbuf_avail",
+			  rte_mempool_avail_count(port_pool));
 	stats_counter_add(&s->global, &s->n_global, "upcall_full", upcall_full);
 	stats_counter_add(&s->global, &s->n_global, "reass_dropped", reass_dropped);
 	stats_counter_add(&s->global, &s->n_global, "routes", fib_dump_count());

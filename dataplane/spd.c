@@ -113,7 +113,7 @@ static struct {
 	bool dirty[2][2];
 	uint64_t seq;
 	uint32_t gen;
-	uint32_t epoch; /* bumped after every publish; atomic (flow caches) */
+	uint32_t epoch;		  /* bumped after every publish; atomic (flow caches) */
 	struct flow_cache *flows; /* [SPD_MAX_WORKERS], hugepages */
 	uint64_t builds;
 	uint64_t hz;
@@ -511,8 +511,8 @@ static void slot_fill(uint32_t s, const struct spd_key *k, const Dpsec__PolicyAd
 			memcpy(r->sa_dst, p->sa_dst.data, p->sa_dst.len);
 		}
 		if (spd.resolve)
-			r->sa = spd.resolve(r->dir, r->spi, r->sa_len ? r->sa_dst : NULL,
-					    r->sa_len);
+			r->sa =
+			    spd.resolve(r->dir, r->spi, r->sa_len ? r->sa_dst : NULL, r->sa_len);
 	}
 }
 
@@ -1231,8 +1231,9 @@ int spd_init(struct rte_rcu_qsbr *qs, char *err, size_t errlen)
 	memset(mz->addr, 0, mz->len);
 	for (w = 0; w < SPD_MAX_WORKERS; w++)
 		spd.wstat[w] = (struct spd_wstat *)((uint8_t *)mz->addr + wsz * w);
-	mz = rte_memzone_reserve_aligned("dpsec_spd_flows", sizeof(struct flow_cache) * SPD_MAX_WORKERS,
-					 SOCKET_ID_ANY, 0, RTE_CACHE_LINE_SIZE);
+	mz = rte_memzone_reserve_aligned("dpsec_spd_flows",
+					 sizeof(struct flow_cache) * SPD_MAX_WORKERS, SOCKET_ID_ANY,
+					 0, RTE_CACHE_LINE_SIZE);
 	if (mz == NULL)
 		goto nomem;
 	memset(mz->addr, 0, mz->len);

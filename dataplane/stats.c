@@ -12,14 +12,14 @@ unsigned stats_n_workers;
 
 static const char *const drop_names[STATS_DROP_MAX] = {
 #define X(e, n) [STATS_DROP_##e] = "drop_" n,
-	STATS_DROP_REASONS(X)
+    STATS_DROP_REASONS(X)
 #undef X
 };
 
 int stats_init(unsigned n_workers)
 {
-	stats_ports = rte_zmalloc("dpsec_stats_ports", sizeof(*stats_ports) * n_workers,
-				  RTE_CACHE_LINE_SIZE);
+	stats_ports =
+	    rte_zmalloc("dpsec_stats_ports", sizeof(*stats_ports) * n_workers, RTE_CACHE_LINE_SIZE);
 	stats_workers = rte_zmalloc("dpsec_stats_workers", sizeof(*stats_workers) * n_workers,
 				    RTE_CACHE_LINE_SIZE);
 	if (stats_ports == NULL || stats_workers == NULL)

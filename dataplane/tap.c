@@ -16,7 +16,8 @@ static inline bool is_ike(const uint8_t *uh, uint32_t left)
 {
 	const struct rte_udp_hdr *u = (const struct rte_udp_hdr *)uh;
 
-	return left >= sizeof(*u) && (u->src_port == RTE_BE16(IKE_PORT) || sad_natt_port(u->src_port));
+	return left >= sizeof(*u) &&
+	       (u->src_port == RTE_BE16(IKE_PORT) || sad_natt_port(u->src_port));
 }
 
 enum tap_kind { TAP_AS_IS, TAP_SPD4, TAP_SPD6 };
@@ -63,7 +64,8 @@ static inline enum tap_kind tap_kind(struct rte_mbuf *m)
 		if (nh == IPPROTO_ICMPV6 && left > off) {
 			uint8_t type = l3[off];
 
-			if ((type >= 130 && type <= 137) || type == 143) /* MLD, RS, RA, NS, NA, redirect */
+			if ((type >= 130 && type <= 137) ||
+			    type == 143) /* MLD, RS, RA, NS, NA, redirect */
 				return TAP_AS_IS;
 		}
 		if (nh == IPPROTO_UDP && left > off && is_ike(l3 + off, left - off))

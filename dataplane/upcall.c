@@ -13,11 +13,10 @@ struct rte_ring *upcall_ring;
 
 int upcall_init(char *err, size_t errlen)
 {
-	upcall_ring = rte_ring_create_elem("dpsec_upcall", sizeof(struct upcall),
-					   UPCALL_RING_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
+	upcall_ring = rte_ring_create_elem("dpsec_upcall", sizeof(struct upcall), UPCALL_RING_SIZE,
+					   SOCKET_ID_ANY, RING_F_SC_DEQ);
 	if (upcall_ring == NULL) {
-		snprintf(err, errlen, "cannot create the upcall ring: %s",
-			 rte_strerror(rte_errno));
+		snprintf(err, errlen, "cannot create the upcall ring: %s", rte_strerror(rte_errno));
 		return -1;
 	}
 	return 0;
@@ -25,7 +24,7 @@ int upcall_init(char *err, size_t errlen)
 
 static ProtobufCBinaryData bin(const uint8_t *a, uint8_t family)
 {
-	return (ProtobufCBinaryData){ .len = family == 4 ? 4 : 16, .data = (uint8_t *)a };
+	return (ProtobufCBinaryData){.len = family == 4 ? 4 : 16, .data = (uint8_t *)a};
 }
 
 /*

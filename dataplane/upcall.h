@@ -23,8 +23,8 @@ struct spd_policy;
 
 enum upcall_type {
 	UPCALL_RESOLVE = 1, /* addr on port */
-	UPCALL_ACQUIRE,     /* policy, packet addr -> addr2, proto */
-	UPCALL_MAPPING,     /* SA (spi, addr2) authenticated from addr:sport */
+	UPCALL_ACQUIRE,	    /* policy, packet addr -> addr2, proto */
+	UPCALL_MAPPING,	    /* SA (spi, addr2) authenticated from addr:sport */
 };
 
 struct upcall {
@@ -69,7 +69,7 @@ static inline void upcall_send(struct worker *w, struct upcall *u)
 /* Ask for the resolution of an IPv4 next hop, at most every 100 ms per worker. */
 static inline void upcall_resolve4(struct worker *w, uint16_t port, uint32_t ip_be)
 {
-	struct upcall u = { .type = UPCALL_RESOLVE, .family = 4, .port = port };
+	struct upcall u = {.type = UPCALL_RESOLVE, .family = 4, .port = port};
 
 	if (!upcall_fresh(&w->resolve, (uint64_t)ip_be << 16 | port, 10))
 		return;
@@ -80,7 +80,7 @@ static inline void upcall_resolve4(struct worker *w, uint16_t port, uint32_t ip_
 /* The same for an IPv6 next hop. */
 static inline void upcall_resolve6(struct worker *w, uint16_t port, const uint8_t ip[16])
 {
-	struct upcall u = { .type = UPCALL_RESOLVE, .family = 6, .port = port };
+	struct upcall u = {.type = UPCALL_RESOLVE, .family = 6, .port = port};
 	uint64_t a, b;
 
 	__builtin_memcpy(&a, ip, 8);
@@ -95,7 +95,7 @@ static inline void upcall_resolve6(struct worker *w, uint16_t port, const uint8_
 static inline void upcall_acquire4(struct worker *w, const struct spd_policy *p, uint32_t src_be,
 				   uint32_t dst_be, uint8_t proto)
 {
-	struct upcall u = { .type = UPCALL_ACQUIRE, .family = 4, .proto = proto, .policy = p };
+	struct upcall u = {.type = UPCALL_ACQUIRE, .family = 4, .proto = proto, .policy = p};
 
 	__builtin_memcpy(u.addr, &src_be, 4);
 	__builtin_memcpy(u.addr2, &dst_be, 4);
@@ -105,7 +105,7 @@ static inline void upcall_acquire4(struct worker *w, const struct spd_policy *p,
 static inline void upcall_acquire6(struct worker *w, const struct spd_policy *p,
 				   const uint8_t src[16], const uint8_t dst[16], uint8_t proto)
 {
-	struct upcall u = { .type = UPCALL_ACQUIRE, .family = 6, .proto = proto, .policy = p };
+	struct upcall u = {.type = UPCALL_ACQUIRE, .family = 6, .proto = proto, .policy = p};
 
 	__builtin_memcpy(u.addr, src, 16);
 	__builtin_memcpy(u.addr2, dst, 16);
@@ -116,7 +116,7 @@ static inline void upcall_acquire6(struct worker *w, const struct spd_policy *p,
 static inline void upcall_mapping4(struct worker *w, uint32_t spi_be, uint32_t sa_dst_be,
 				   uint32_t src_be, uint16_t sport_be)
 {
-	struct upcall u = { .type = UPCALL_MAPPING, .family = 4, .spi = spi_be, .sport = sport_be };
+	struct upcall u = {.type = UPCALL_MAPPING, .family = 4, .spi = spi_be, .sport = sport_be};
 
 	/* Keyed by the whole new source and the SA; the slot keeps the full key. */
 	if (!upcall_fresh(&w->mapping, ((uint64_t)src_be << 32 | (uint64_t)sport_be << 16) ^ spi_be,

@@ -15,10 +15,10 @@
 #include "worker.h"
 
 /* Empty polls before a worker starts to sleep, and the first nap. */
-#define IDLE_SPIN_POLLS 64
+#define IDLE_SPIN_POLLS	    64
 #define IDLE_FIRST_SLEEP_US 4
 
-struct worker_config worker_config = { .idle_sleep_us = 1000 };
+struct worker_config worker_config = {.idle_sleep_us = 1000};
 volatile bool worker_stop;
 
 static struct worker *workers;
@@ -36,7 +36,7 @@ static int add_rxq(struct worker *w, uint16_t ethdev, uint16_t queue, uint16_t p
 		snprintf(err, errlen, "too many RX queues for worker %u", w->id);
 		return -1;
 	}
-	w->rxq[w->n_rxq++] = (struct worker_rxq){ ethdev, queue, port, tap };
+	w->rxq[w->n_rxq++] = (struct worker_rxq){ethdev, queue, port, tap};
 	return 0;
 }
 
@@ -50,7 +50,8 @@ int worker_setup(char *err, size_t errlen)
 		snprintf(err, errlen, "cannot allocate workers");
 		return -1;
 	}
-	RTE_LCORE_FOREACH_WORKER(lcore) {
+	RTE_LCORE_FOREACH_WORKER(lcore)
+	{
 		struct worker *w = &workers[i];
 
 		w->id = i++;
@@ -126,7 +127,8 @@ static int worker_main(void *arg)
 	rte_rcu_qsbr_thread_register(worker_config.qs, w->id);
 	rte_rcu_qsbr_thread_online(worker_config.qs, w->id);
 	while (!worker_stop) {
-		/* A TAP read is a syscall: under load, look at the kernel's queue only now and then. */
+		/* A TAP read is a syscall: under load, look at the kernel's queue only now and
+		 * then. */
 		uint64_t now = rte_rdtsc();
 		bool tap_turn = got == 0 || now - tap_tsc >= tap_every;
 
@@ -147,7 +149,8 @@ static int worker_main(void *arg)
 			if (q->tap) {
 				tap_rx_burst(w, q->port, pkts, n);
 			} else {
-				uint16_t n6, nf = classify_burst(w, q->port, pkts, n, fwd, fwd6, &n6);
+				uint16_t n6,
+				    nf = classify_burst(w, q->port, pkts, n, fwd, fwd6, &n6);
 
 				w->stats[q->port].rx += n;
 				if (nf > 0)

@@ -16,10 +16,10 @@
 #include "port.h"
 #include "stats.h"
 
-#define WORKER_BURST 32
-#define WORKER_RXQ_MAX (PORT_MAX * 4)
+#define WORKER_BURST	     32
+#define WORKER_RXQ_MAX	     (PORT_MAX * 4)
 #define WORKER_RESOLVE_CACHE 64
-#define WORKER_TAP_POLL_US 500 /* under load, read the TAPs this often (a syscall each) */
+#define WORKER_TAP_POLL_US   500 /* under load, read the TAPs this often (a syscall each) */
 
 struct worker_rxq {
 	uint16_t ethdev;

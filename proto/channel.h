@@ -38,7 +38,8 @@ struct chan_client;
 typedef void (*chan_handler_fn)(const Dpsec__Request *req, Dpsec__Reply *rep, void *ctx);
 
 /* Bind @endpoint (ipc:// files get mode 0660, group "dpsec" if it exists). */
-struct chan_server *chan_server_open(const char *endpoint, uint64_t epoch, char *err, size_t errlen);
+struct chan_server *chan_server_open(const char *endpoint, uint64_t epoch, char *err,
+				     size_t errlen);
 /* File descriptor that becomes readable when the socket may have work (ZMQ_FD). */
 int chan_server_fd(const struct chan_server *s);
 /* Serve every pending request and flush queued events; never blocks.
@@ -54,7 +55,7 @@ void chan_server_close(struct chan_server *s);
 
 /* Fill @rep with an error code and a printf-style reason (malloc'd). */
 void chan_reply_error(Dpsec__Reply *rep, Dpsec__Code code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 struct chan_client *chan_client_open(const char *endpoint, char *err, size_t errlen);
 /*

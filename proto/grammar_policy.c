@@ -28,7 +28,7 @@ enum {
 static const char *const kw_names[K_MAX] = {
     [K_SRC] = "src",	   [K_DST] = "dst",	    [K_PROTO] = "proto",   [K_SPORT] = "sport",
     [K_DPORT] = "dport",   [K_DIR] = "dir",	    [K_ACTION] = "action", [K_SPI] = "spi",
-    [K_PRIO] = "priority", [K_REPLACE] = "replace", [K_SADST] = "sa-dst",	    [K_OWNER] = "owner",
+    [K_PRIO] = "priority", [K_REPLACE] = "replace", [K_SADST] = "sa-dst",  [K_OWNER] = "owner",
 };
 
 static int keyword(const char *w, int last)

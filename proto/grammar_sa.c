@@ -32,15 +32,24 @@ enum {
 };
 
 static const char *const kw_names[K_MAX] = {
-    [K_SRC] = "src",	       [K_DST] = "dst",
-    [K_PROTO] = "proto",       [K_SPI] = "spi",
-    [K_DIR] = "dir",	       [K_MODE] = "mode",
-    [K_AEAD] = "aead",	       [K_ENC] = "enc",
-    [K_AUTH] = "auth",	       [K_REPLAY] = "replay-window",
-    [K_ESN] = "esn",	       [K_ENCAP] = "encap",
-    [K_LIFETIME] = "lifetime", [K_SEQ] = "seq-out",
-    [K_REPLACE] = "replace",   [K_REQID] = "reqid",
-    [K_SEQ_LIMIT] = "seq-limit", [K_OWNER] = "owner",
+    [K_SRC] = "src",
+    [K_DST] = "dst",
+    [K_PROTO] = "proto",
+    [K_SPI] = "spi",
+    [K_DIR] = "dir",
+    [K_MODE] = "mode",
+    [K_AEAD] = "aead",
+    [K_ENC] = "enc",
+    [K_AUTH] = "auth",
+    [K_REPLAY] = "replay-window",
+    [K_ESN] = "esn",
+    [K_ENCAP] = "encap",
+    [K_LIFETIME] = "lifetime",
+    [K_SEQ] = "seq-out",
+    [K_REPLACE] = "replace",
+    [K_REQID] = "reqid",
+    [K_SEQ_LIMIT] = "seq-limit",
+    [K_OWNER] = "owner",
     [K_SEQ_IN] = "seq-in",
 };
 

@@ -559,9 +559,12 @@ static void test_sa_lease(void **state)
 
 	bad("sa lease dst 192.0.2.2 proto esp spi 0x100", "sa lease: missing \"seq-limit\"");
 	bad("sa lease dst 192.0.2.2 proto esp seq-limit 1", "missing \"spi\"");
-	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit -1", "bad value \"-1\" for \"seq-limit\"");
-	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit 1 seq-limit 2", "\"seq-limit\" given twice");
-	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit 1 new-src 1.2.3.4", "unknown word \"new-src\"");
+	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit -1",
+	    "bad value \"-1\" for \"seq-limit\"");
+	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit 1 seq-limit 2",
+	    "\"seq-limit\" given twice");
+	bad("sa lease dst 192.0.2.2 proto esp spi 0x100 seq-limit 1 new-src 1.2.3.4",
+	    "unknown word \"new-src\"");
 	bad("sa add src 192.0.2.2 dst 192.0.2.1 proto esp spi 0x100 dir in mode tunnel "
 	    "aead aes-gcm-128 0x" K16 K4 " seq-limit 9",
 	    "\"seq-limit\" is only for dir out");

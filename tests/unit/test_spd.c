@@ -423,9 +423,8 @@ static void test_flow_cache_follows_changes(void **state)
 	assert_int_equal(add((struct pol){"10.0.0.0/8", "10.2.0.0/16", ANY, OUT, PROTECT, 1}), 0);
 	for (unsigned i = 0; i < 3; i++)
 		assert_int_equal(spi_of(OUT, flow), 1);
-	assert_int_equal(add((struct pol){"10.1.0.0/16", "10.2.3.0/24", 17, 0, 0, 53, 53, OUT,
-					  PROTECT, 2}),
-			 0);
+	assert_int_equal(
+	    add((struct pol){"10.1.0.0/16", "10.2.3.0/24", 17, 0, 0, 53, 53, OUT, PROTECT, 2}), 0);
 	assert_int_equal(spi_of(OUT, flow), 2);
 	assert_int_equal(classify_on(OUT, &flow, 1)->spi, 2);
 	/* same selector, rebound in place */
