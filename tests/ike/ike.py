@@ -127,15 +127,29 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def log_text(self):
+    def log_text(self, since=None):
+        """stdout and the daemon log; with @since (from log_mark()) only what came after."""
         text = ""
         for path in (self.out, self.log):
             try:
-                with open(path, errors="replace") as f:
-                    text += "---- %s\n%s" % (os.path.basename(path), f.read())
+                with open(path, "rb") as f:
+                    f.seek((since or {}).get(path, 0))
+                    body = f.read().decode(errors="replace")
+                text += "---- %s\n%s" % (os.path.basename(path), body)
             except OSError:
                 pass
         return text
+
+    def log_mark(self):
+        """Where each log ends now: a test in a module sharing the daemon looks only
+        at what its own actions logged."""
+        mark = {}
+        for path in (self.out, self.log):
+            try:
+                mark[path] = os.path.getsize(path)
+            except OSError:
+                mark[path] = 0
+        return mark
 
     def swanctl(self, *args, check=True, timeout=30):
         """swanctl inside the daemon's network and mount namespaces."""

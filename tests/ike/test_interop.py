@@ -216,10 +216,12 @@ def test_iperf3_tcp_through_tunnel(clean):
     ping_until(gw.topo, "hA", HB)
     _, before = one_child(gw.a)
     r = T.iperf3(gw.topo["hB"], gw.topo["hA"], HB)["end"]
-    sent = int(r["sum_sent"]["bytes"])
-    assert r["sum_received"]["bits_per_second"] > 1e6 and sent > 1e6, r["sum_received"]
+    # what hB read crossed the tunnel; what hA wrote may partly still sit in its socket
+    # buffer when iperf3 stops the clock
+    got = int(r["sum_received"]["bytes"])
+    assert r["sum_received"]["bits_per_second"] > 1e6 and got > 1e6, r["sum_received"]
     _, after = one_child(gw.a)
-    assert after["out"]["bytes"] - before["out"]["bytes"] >= sent, (before, after, sent)
+    assert after["out"]["bytes"] - before["out"]["bytes"] >= got, (before, after, got)
     assert dp_sas(gw.dp)[child["out"]["spi"]]["bytes"] >= after["out"]["bytes"]
 
 
@@ -286,6 +288,7 @@ def test_dataplane_restart_resync(clean):
     ike_sa, child = establish(gw, "a")
     ping_until(gw.topo, "hA", HB)
     ping_all(gw.topo, "hA", HB)
+    mark = gw.a.log_mark()
     flow = subprocess.Popen(["ip", "netns", "exec", gw.topo["hA"].name, "ping", "-n", "-i",
                              "0.1", "-W", "1", HB], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -324,7 +327,7 @@ def test_dataplane_restart_resync(clean):
     assert in_a["seq_in"] >= in_b["seq_in"], (in_b, in_a)
     ping_all(gw.topo, "hA", HB)
     ping_all(gw.topo, "hB", HA)
-    assert "restarted" in gw.a.log_text()
+    assert "restarted" in gw.a.log_text(mark)
     assert took < 10
 
 
@@ -337,24 +340,26 @@ def test_dataplane_stall_resync_keeps_sas(clean):
     ping_until(gw.topo, "hA", HB)
     ping_all(gw.topo, "hA", HB)
     before = dp_sas(gw.dp)
+    mark = gw.a.log_mark()
     os.kill(gw.dp.proc.pid, signal.SIGSTOP)
     try:
         deadline = time.monotonic() + 10
-        while "unreachable" not in gw.a.log_text():
+        while "unreachable" not in gw.a.log_text(mark):
             assert time.monotonic() < deadline, "dpsec-ike never noticed the stall"
             time.sleep(0.2)
     finally:
         os.kill(gw.dp.proc.pid, signal.SIGCONT)
     deadline = time.monotonic() + 10
-    while "resynced" not in gw.a.log_text():
-        assert time.monotonic() < deadline, gw.a.log_text()[-2000:]
+    while "resynced" not in gw.a.log_text(mark):
+        assert time.monotonic() < deadline, gw.a.log_text(mark)[-2000:]
         time.sleep(0.2)
     ping_all(gw.topo, "hA", HB)
     after = assert_dataplane_matches(gw, child)
     for spi in (child["in"]["spi"], child["out"]["spi"]):
         assert after[spi]["packets"] > before[spi]["packets"], (spi, before[spi], after[spi])
     assert after[child["out"]["spi"]]["seq_out"] > before[child["out"]["spi"]]["seq_out"]
-    assert "refused" not in gw.a.log_text()
+    log = gw.a.log_text(mark)
+    assert "refused" not in log and "restarted" not in log and "flushed" not in log, log[-3000:]
 
 
 def test_dataplane_refusal_fails_child_sa(clean):
@@ -363,9 +368,10 @@ def test_dataplane_refusal_fails_child_sa(clean):
     gw = clean
     gw.b.load(conf_b())
     gw.a.load(conf_a(child_extra="replay_window = 8192"))
+    mark = gw.a.log_mark()
     p = gw.a.swanctl("--initiate", "--child", "net", "--timeout", "10", check=False, timeout=20)
     assert p.returncode != 0, p.stdout
-    log = gw.a.log_text()
+    log = gw.a.log_text(mark)
     assert "dataplane refused SA" in log and "replay-window 8192 exceeds" in log, log[-3000:]
     assert not any(c["state"] == "INSTALLED" for s in gw.a.list_sas() for c in s["children"])
     wait_dataplane_empty(gw)
@@ -380,12 +386,13 @@ def test_x509_auth(clean, pki):
     gw = clean
     gw.a.load(conf_a(pki=pki), keys=[pki[ID_A][1]])
     gw.b.load(conf_b(pki=pki), keys=[pki[ID_B][1]])
+    mark = gw.a.log_mark()
     gw.a.initiate("net")
     _, child = one_child(gw.a)
     ping_until(gw.topo, "hA", HB)
     ping_all(gw.topo, "hB", HA)
     assert_dataplane_matches(gw, child)
-    log = gw.a.log_text()
+    log = gw.a.log_text(mark)
     assert "authentication of '%s' with ECDSA" % ID_B in log, log[-3000:]
 
 
@@ -450,11 +457,11 @@ def test_child_rekey_by_time(clean):
     gw.a.initiate("net")
     ike_sa, child = one_child(gw.a)
     ping_until(gw.topo, "hA", HB)
-    mark = len(gw.a.log_text())
+    mark = gw.a.log_mark()
     ping_flow(gw, 2 * REKEY_S + 2)
     assert_child_rekeyed(gw, ike_sa, child, times=2)
     wait_dataplane_matches(gw)
-    log = gw.a.log_text()[mark:]
+    log = gw.a.log_text(mark)
     assert log.count("soft expire for SA") >= 2, log[-3000:]
 
 
@@ -477,11 +484,11 @@ def test_child_rekey_by_volume(clean, limit):
     gw.a.initiate("net")
     ike_sa, child = one_child(gw.a)
     ping_until(gw.topo, "hA", HB)
-    mark = len(gw.a.log_text())
+    mark = gw.a.log_mark()
     ping_flow(gw, 7)    # 140 echoes each way: at least two rekeys
     after = assert_child_rekeyed(gw, ike_sa, child, times=2)
     wait_dataplane_matches(gw)
-    log = gw.a.log_text()[mark:]
+    log = gw.a.log_text(mark)
     assert "soft expire for SA" in log and "hard expire" not in log, log[-3000:]
     # the limit, not the clock, triggered it
     assert after["id"] - child["id"] <= 5, (child, after)
@@ -500,6 +507,7 @@ def test_ike_rekey(clean):
     ike_sa, child = one_child(gw.a)
     ping_until(gw.topo, "hA", HB)
     sas = assert_dataplane_matches(gw, child)
+    mark = gw.a.log_mark()
     ping_flow(gw, 2 * IKE_REKEY_S + 1)
     ike_after, after = one_child(gw.a)
     assert ike_after["id"] >= ike_sa["id"] + 2 and (ike_after["spi_i"], ike_after["spi_r"]) != (
@@ -510,7 +518,8 @@ def test_ike_rekey(clean):
             child, after)
     now = assert_dataplane_matches(gw, after)
     assert now[child["out"]["spi"]]["packets"] > sas[child["out"]["spi"]]["packets"] + 100
-    assert gw.a.log_text().count("rekeyed between") >= 2, gw.a.log_text()[-3000:]
+    log = gw.a.log_text(mark)
+    assert log.count("rekeyed between") >= 2, log[-3000:]
 
 
 # last use times have 1 s resolution (dataplane unix seconds -> charon's monotonic clock)
@@ -526,11 +535,11 @@ def test_dpd(clean):
                      child_extra="dpd_action = clear"))
     gw.a.initiate("net")
     ping_until(gw.topo, "hA", HB)
-    mark = len(gw.a.log_text())
+    mark = gw.a.log_mark()
     ping_all(gw.topo, "hA", HB, count=5 * (DPD_DELAY_S + 2))   # traffic in both directions
-    assert "sending DPD request" not in gw.a.log_text()[mark:], "DPD despite traffic"
+    assert "sending DPD request" not in gw.a.log_text(mark), "DPD despite traffic"
     time.sleep(DPD_DELAY_S + 2)
-    assert "sending DPD request" in gw.a.log_text()[mark:], "no DPD while idle"
+    assert "sending DPD request" in gw.a.log_text(mark), "no DPD while idle"
     one_child(gw.a)
     gw.b.proc.send_signal(T.signal.SIGSTOP)
     try:
