@@ -6,7 +6,9 @@
  *
  * DPDK's rte_ipv4_fragment_packet() shares the payload through indirect
  * mbufs; in-place ESP would encrypt (and pad into) that shared buffer, so
- * each fragment here is a copy.
+ * each fragment here is a copy. The same cut serves the exception path: a
+ * UDP packet reassembled as possible ESP-in-UDP that is IKE goes to the
+ * kernel in pieces the TAP takes.
  */
 #ifndef DPSEC_FRAG_H
 #define DPSEC_FRAG_H
@@ -17,7 +19,8 @@
 #define FRAG_MAX 8
 
 /*
- * Split @m (Ethernet header on, valid IPv4 without options, DF clear) into
+ * Split @m (Ethernet and IP headers in its first segment, valid IPv4
+ * without options, DF clear; the payload may be chained) into
  * fragments of at most @mtu bytes of IP, each in a new mbuf from @pool with
  * the Ethernet header copied. Returns how many are in @out, 0 if it cannot
  * (too many pieces, IP options, out of mbufs). @m stays the caller's.

@@ -51,8 +51,12 @@ static inline enum kind parse(struct rte_mbuf *m, uint32_t *spi, bool *udp, enum
 
 	*udp = false;
 	if (unlikely(rte_ipv4_frag_pkt_is_fragmented(ip)))
-		/* the kernel reassembles the rest (IKE with certificates, among them) */
-		return ip->next_proto_id == IPPROTO_ESP ? K_FRAG : K_PUNT;
+		/* UDP may be ESP-in-UDP (only the first piece shows the port); the
+		 * kernel reassembles the rest */
+		return ip->next_proto_id == IPPROTO_ESP ||
+			       (ip->next_proto_id == IPPROTO_UDP && sad_natt_any())
+			   ? K_FRAG
+			   : K_PUNT;
 	if (ip->next_proto_id == IPPROTO_UDP) {
 		const struct rte_udp_hdr *uh;
 
@@ -219,6 +223,15 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 				continue; /* more pieces to come, or dropped and counted */
 			pkts[i] = m;
 			k = parse(m, &spi[n_esp], &udp[n_esp], &why);
+			if (k == K_PUNT) {
+				tap_punt_pieces(w, in_port, m);
+				continue;
+			}
+			if (k == K_ESP && m->nb_segs != 1) { /* the ESP path wants one buffer */
+				w->gstats->reass_dropped++;
+				rte_pktmbuf_free(m);
+				continue;
+			}
 		}
 		switch (k) {
 		case K_FRAG:

@@ -70,12 +70,8 @@ struct rte_mbuf *reass_add(unsigned worker, struct rte_mbuf *m, uint64_t now_tsc
 
 	if (whole == NULL)
 		return NULL;
-	/* the ESP path wants it contiguous: in the first buffer's room, or not at all */
-	if (rte_pktmbuf_linearize(whole) != 0) {
-		stats_workers[worker].reass_dropped++;
-		rte_pktmbuf_free(whole);
-		return NULL;
-	}
+	/* the ESP path wants it contiguous; what does not fit one buffer stays a chain */
+	rte_pktmbuf_linearize(whole);
 	ip = rte_pktmbuf_mtod_offset(whole, struct rte_ipv4_hdr *, whole->l2_len);
 	ip->hdr_checksum = 0;
 	ip->hdr_checksum = rte_ipv4_cksum(ip);

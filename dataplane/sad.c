@@ -116,6 +116,7 @@ static void defer_free(void *p, void *e, unsigned n)
 /* Hand a record (and its key slot) to the grace-period queue. */
 uint64_t sad_natt_ports[65536 / 64];
 static uint32_t natt_refs[65536]; /* inbound NAT-T SAs per local port */
+uint32_t sad_natt_inbound;
 
 static void natt_port_set(uint16_t port, bool on)
 {
@@ -127,7 +128,10 @@ static void natt_port_set(uint16_t port, bool on)
 /* An inbound NAT-T SA comes into (+1) or leaves (-1) the table: its port follows. */
 static void natt_ref(const struct sa *sa, int d)
 {
-	if (!sa->inbound || !sa->natt || sa->dport == SAD_NATT_PORT)
+	if (!sa->inbound || !sa->natt)
+		return;
+	__atomic_store_n(&sad_natt_inbound, sad_natt_inbound + (uint32_t)d, __ATOMIC_RELAXED);
+	if (sa->dport == SAD_NATT_PORT)
 		return;
 	natt_refs[sa->dport] += (uint32_t)d;
 	natt_port_set(sa->dport, natt_refs[sa->dport] != 0);
@@ -159,6 +163,7 @@ int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errl
 
 	memset(natt_refs, 0, sizeof(natt_refs));
 	memset(sad_natt_ports, 0, sizeof(sad_natt_ports));
+	sad_natt_inbound = 0;
 	natt_port_set(SAD_NATT_PORT, true);
 
 	if (n_workers == 0) {

@@ -141,6 +141,14 @@ static inline bool sad_natt_port(uint16_t port_be)
 	return (__atomic_load_n(&sad_natt_ports[p / 64], __ATOMIC_RELAXED) >> (p % 64)) & 1;
 }
 
+/* Inbound NAT-T SAs in the table (any port): while there are some, UDP fragments may be ESP. */
+extern uint32_t sad_natt_inbound;
+
+static inline bool sad_natt_any(void)
+{
+	return __atomic_load_n(&sad_natt_inbound, __ATOMIC_RELAXED) != 0;
+}
+
 /* Where an SA's parts lie in its one allocation: the SA, its counter slots, its rte_ipsec SA. */
 #define SAD_HDR_SIZE RTE_ALIGN_CEIL(sizeof(struct sa), RTE_CACHE_LINE_SIZE)
 

@@ -54,7 +54,8 @@ struct stats_port {
 
 struct stats_global {
 	uint64_t upcall_full;	/* upcalls lost because the ring was full */
-	uint64_t reass_dropped; /* ESP fragments whose packet could not be reassembled */
+	uint64_t reass_dropped; /* fragments (ESP; UDP while NAT-T SAs exist) not reassembled or
+				   passed on */
 } __rte_cache_aligned;
 
 /* Per-worker blocks, indexed [worker][port]. */

@@ -4,6 +4,7 @@
 #include <rte_ip.h>
 #include <rte_udp.h>
 
+#include "frag.h"
 #include "outbound.h"
 #include "tap.h"
 
@@ -18,6 +19,21 @@ static inline bool is_ike(const uint8_t *uh, uint32_t left)
 
 	return left >= sizeof(*u) &&
 	       (u->src_port == RTE_BE16(IKE_PORT) || sad_natt_port(u->src_port));
+}
+
+void tap_punt_pieces(struct worker *w, uint16_t port, struct rte_mbuf *m)
+{
+	struct rte_mbuf *piece[FRAG_MAX];
+	uint16_t n = frag4(m, port_min_mtu, port_pool, piece);
+
+	if (unlikely(n == 0)) { /* IP options, more than FRAG_MAX pieces, or out of mbufs */
+		w->gstats->reass_dropped++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	rte_pktmbuf_free(m);
+	for (uint16_t i = 0; i < n; i++)
+		tap_punt(w, port, piece[i]);
 }
 
 enum tap_kind { TAP_AS_IS, TAP_SPD4, TAP_SPD6 };

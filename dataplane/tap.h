@@ -14,6 +14,13 @@ static inline void tap_punt(struct worker *w, uint16_t port, struct rte_mbuf *m)
 	tx_enqueue(w, ports[port].tap, m);
 }
 
+/*
+ * A packet the dataplane reassembled that is the kernel's after all (IKE on a
+ * NAT-T port): up the TAP cut to the wire's MTU again, since the TAP takes no
+ * more; the kernel reassembles it once more. Consumes @m.
+ */
+void tap_punt_pieces(struct worker *w, uint16_t port, struct rte_mbuf *m);
+
 /* Kernel -> wire for one burst read from @port's TAP. */
 void tap_rx_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n);
 

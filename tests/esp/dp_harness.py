@@ -74,6 +74,16 @@ def sa_drops(sa_info):
     return T.counters(sa_info.get("drops"))
 
 
+def kernel_snmp(ns):
+    """/proc/net/snmp of @ns (what its kernel did with what came up the TAPs)."""
+    lines = ns.exec(["cat", "/proc/net/snmp"]).stdout.splitlines()
+    out = {}
+    for names, values in zip(lines[::2], lines[1::2]):
+        proto, _, names = names.partition(":")
+        out[proto] = dict(zip(names.split(), (int(v) for v in values.split(":")[1].split())))
+    return out
+
+
 class RunResult:
     """What a stopped run left: output frames per port, counters, SAs, events, log."""
 
@@ -86,6 +96,7 @@ class RunResult:
         self.log = ""
         self.exit_code = None
         self.events = []
+        self.snmp = {}  # the namespace's kernel counters: {"Ip": {"ReasmOKs": n, ...}, ...}
 
     def why(self, msg):
         """An assertion message with the dataplane's log tail."""
@@ -174,6 +185,7 @@ class _Gateway:
         res.glob, res.ports = self.dp.stats()
         for s in self.dp.ctl_json("show", "sa").get("sas", []):
             res.sas[int(s["sa"]["spi"])] = s
+        res.snmp = kernel_snmp(self.ns)
 
     def stop(self, res):
         if self.monitor is not None:

@@ -416,6 +416,60 @@ def test_fragmented_esp_is_reassembled():
     assert_clean(res)
 
 
+def test_fragmented_esp_in_udp_is_reassembled():
+    """With a NAT-T SA in place, UDP fragments to the gateway are reassembled before
+    anything else (only the first piece shows the port): ESP-in-UDP is decrypted, while
+    a fragmented IKE message on the same port goes to the kernel cut up again, which
+    reassembles it once more; the dataplane keeps none of it."""
+    from scapy.all import fragment
+    in_sa = Sa("aes-gcm-128", SPI_IN, "in", True)
+    cfg = H.base_config([
+        in_sa.line,
+        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
+    ])
+    big = [IP(raw(IP(src=HOST_B, dst=HOST_A, id=900 + i) / UDP(sport=7, dport=7)
+                  / Raw(bytes((i + j) & 0xFF for j in range(1300))))) for i in range(2)]
+    frags = []
+    for i, p in enumerate(big):
+        outer = IP(in_sa.encrypt(p, i + 1))
+        outer.id = 0x700 + i
+        pieces = [raw(f) for f in fragment(outer, fragsize=600)]
+        assert len(pieces) == 3 and IP(pieces[0]).proto == 17
+        frags += pieces if i == 0 else pieces[::-1]  # the port comes last
+    # an IKE_AUTH with certificates, too big for one frame: non-ESP marker, then IKE
+    ike = IP(src=PEER, dst=GW, id=0x7aa) / UDP(sport=NATT_PORT, dport=NATT_PORT) / Raw(
+        b"\0\0\0\0" + bytes(j & 0xFF for j in range(2500)))
+    ike_pieces = [raw(f) for f in fragment(IP(raw(ike)), fragsize=1000)]
+    assert len(ike_pieces) == 3
+    frags += ike_pieces[::-1]
+    res = H.PcapGateway(cfg, [], [frame(1, f) for f in frags]).run()
+    got = sorted(raw(f.payload) for f in res.out[0])
+    assert got == sorted(forwarded(p) for p in big), res.why("delivered %d" % len(got))
+    assert int(res.sas[SPI_IN].get("packets", 0)) == len(big), res.why("SA %s" % res.sas[SPI_IN])
+    # the IKE message reached the kernel as fragments of the wire's size, whole
+    assert 2 <= res.port("outside")["punted"] <= 3, res.why("punted %s" % res.port("outside"))
+    assert res.snmp["Ip"]["ReasmOKs"] == 1, res.why("kernel Ip %s" % res.snmp["Ip"])
+    assert res.snmp["Udp"]["NoPorts"] + res.snmp["Udp"]["InDatagrams"] == 1, \
+        res.why("kernel Udp %s" % res.snmp["Udp"])
+    assert int(res.glob.get("reass_dropped", 0)) == 0, res.why("glob %s" % res.glob)
+    assert_clean(res)
+
+
+def test_udp_fragments_without_natt_sa_go_to_the_kernel():
+    """Without NAT-T SAs, UDP fragments to the gateway are the kernel's, as they came."""
+    from scapy.all import fragment
+    cfg = H.base_config()
+    ike = IP(src=PEER, dst=GW, id=0x7ab) / UDP(sport=500, dport=500) / Raw(
+        bytes(j & 0xFF for j in range(2500)))
+    pieces = [raw(f) for f in fragment(IP(raw(ike)), fragsize=1000)]
+    res = H.PcapGateway(cfg, [], [frame(1, f) for f in pieces]).run()
+    assert res.port("outside")["punted"] == len(pieces), res.why("punted %s"
+                                                                % res.port("outside"))
+    assert res.snmp["Ip"]["ReasmOKs"] == 1, res.why("kernel Ip %s" % res.snmp["Ip"])
+    assert int(res.glob.get("reass_dropped", 0)) == 0, res.why("glob %s" % res.glob)
+    assert_clean(res)
+
+
 def test_show_sa_at_scale():
     """`show sa` of 10,000 SAs (a few MB, above the request size limit) is answered."""
     n = 10000
