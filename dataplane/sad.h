@@ -113,6 +113,9 @@ struct sa {
 	char owner[SAD_OWNER_MAX]; /* who added it ("ike"), "" for the operator */
 	uint64_t lease_base;	   /* seq_taken when the lease was last set */
 	bool lease_asked;	   /* a LEASE event went out for the current lease */
+	/* the source the last MAPPING event named (a change is reported once) */
+	uint8_t mapped_addr[16];
+	uint16_t mapped_port; /* network order; 0 = none reported */
 
 	/* outbound sequence numbers handed to rte_ipsec so far, by every worker */
 	uint64_t seq_taken __rte_cache_aligned;

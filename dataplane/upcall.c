@@ -6,6 +6,7 @@
 #include "channel.h"
 #include "netlink.h"
 #include "port.h"
+#include "sad.h"
 #include "spd.h"
 #include "upcall.h"
 
@@ -75,16 +76,26 @@ static void mapping(struct chan_server *srv, const struct upcall *u)
 	Dpsec__SaId id = DPSEC__SA_ID__INIT;
 	Dpsec__Mapping map = DPSEC__MAPPING__INIT;
 	Dpsec__Event ev = DPSEC__EVENT__INIT;
+	struct sa *sa;
+	size_t alen = u->family == 4 ? 4 : 16;
 
 	id.dst = bin(u->addr2, u->family);
 	id.proto = IPPROTO_ESP;
 	id.spi = rte_be_to_cpu_32(u->spi);
+	/* Workers repeat a new source once a second each; the SA's owner hears of it once. */
+	sa = sad_find(&id);
+	if (sa == NULL ||
+	    (sa->mapped_port == u->sport && memcmp(sa->mapped_addr, u->addr, alen) == 0))
+		return;
 	map.sa = &id;
 	map.new_addr = bin(u->addr, u->family);
 	map.new_port = rte_be_to_cpu_16(u->sport);
 	ev.body_case = DPSEC__EVENT__BODY_MAPPING;
 	ev.mapping = &map;
-	chan_server_event(srv, &ev);
+	if (chan_server_event(srv, &ev) == 0)
+		return; /* nobody listening: tell whoever subscribes when it repeats */
+	memcpy(sa->mapped_addr, u->addr, alen);
+	sa->mapped_port = u->sport;
 }
 
 void upcall_drain(struct chan_server *srv)

@@ -628,10 +628,10 @@ static void event_to_peer(struct chan_server *s, struct peer *p, const Dpsec__Ev
 	deliver(s, p->id, p->idlen, buf, len, true);
 }
 
-void chan_server_event(struct chan_server *s, const Dpsec__Event *ev)
+size_t chan_server_event(struct chan_server *s, const Dpsec__Event *ev)
 {
 	/* Walk a snapshot of identities: delivering may drop peers. */
-	size_t n = s->npeers;
+	size_t n = s->npeers, sent = 0;
 	struct peer **snap = n ? malloc(n * sizeof(*snap)) : NULL;
 
 	if (n && !snap) {
@@ -641,7 +641,7 @@ void chan_server_event(struct chan_server *s, const Dpsec__Event *ev)
 				peer_drop(s, i);
 			}
 		}
-		return;
+		return 0;
 	}
 	if (n)
 		memcpy(snap, s->peers, n * sizeof(*snap));
@@ -650,10 +650,13 @@ void chan_server_event(struct chan_server *s, const Dpsec__Event *ev)
 
 		for (size_t j = 0; j < s->npeers; j++)
 			alive |= s->peers[j] == snap[i];
-		if (alive && snap[i]->subscribed)
+		if (alive && snap[i]->subscribed) {
 			event_to_peer(s, snap[i], ev);
+			sent++;
+		}
 	}
 	free(snap);
+	return sent;
 }
 
 /* ---- server: requests ---- */

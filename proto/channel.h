@@ -46,8 +46,8 @@ int chan_server_fd(const struct chan_server *s);
  * Returns the number of requests handled. */
 int chan_server_process(struct chan_server *s, chan_handler_fn fn, void *ctx);
 /* Queue @ev (seq and epoch are filled in per subscriber) for every subscriber.
- * The caller keeps ownership of @ev. */
-void chan_server_event(struct chan_server *s, const Dpsec__Event *ev);
+ * The caller keeps ownership of @ev. Returns how many subscribers it went to. */
+size_t chan_server_event(struct chan_server *s, const Dpsec__Event *ev);
 /* Counters for `show stats`: requests, bad frames, events sent/queued. */
 void chan_server_counters(const struct chan_server *s, uint64_t *requests, uint64_t *bad_frames,
 			  uint64_t *events_sent, uint64_t *events_queued);

@@ -843,7 +843,8 @@ def test_lifetime_soft_and_hard_in_one_burst():
 
 # --------------------------------------------------------------------------------------
 # 6: NAT-T MAPPING events: an authenticated ESP-in-UDP packet from a new address or port
-#    raises one MAPPING event (per source, at most once a second); a forged one none.
+#    raises one MAPPING event per change of source (the SA keeps its configured peer until
+#    someone updates it); a forged one none.
 
 MAP_NEW_PORT = 34567
 MAP_NEW_ADDR = "198.51.100.7"
@@ -879,6 +880,10 @@ def test_natt_mapping_events():
     extra_good = [natt_from(in_sa.encrypt(P[1], next(seq)), PEER, NATT_PORT),
                   natt_from(in_sa.encrypt(P[2], next(seq)), PEER, NATT_PORT)]
     mixed = [forged[0], extra_good[0], forged[1], extra_good[1]]
+    # later: the last source again, well past the workers' once-a-second repeat (no new
+    # event), then back to the earlier new port (a change again: one event)
+    same = [natt_from(in_sa.encrypt(p, next(seq)), MAP_NEW_ADDR, NATT_PORT) for p in P[:2]]
+    back = [natt_from(in_sa.encrypt(P[2], next(seq)), PEER, MAP_NEW_PORT)]
     stages, t_sent = {}, {}
     gw = H.LiveGateway(cfg)
     try:
@@ -898,6 +903,13 @@ def test_natt_mapping_events():
         gw.inject(1, [frame(1, b) for b in good[4 + MAP_PER_SOURCE:]], gap=MAP_GAP)
         evs = mon.wait("mapping", 2, timeout=3)
         stages["moved"] = [(t, e) for t, e in evs]
+        time.sleep(1.2)
+        gw.inject(1, [frame(1, b) for b in same], gap=MAP_GAP)
+        gw.wait_sent()
+        time.sleep(0.5)
+        stages["same"] = [e for _, e in mon.events("mapping")][2:]
+        gw.inject(1, [frame(1, b) for b in back])
+        mon.wait("mapping", 3, timeout=3)
     except BaseException:
         gw.close()
         raise
@@ -910,15 +922,18 @@ def test_natt_mapping_events():
 
     assert stages["own"] == [], res.why("MAPPING from the SA's own peer: %s" % stages["own"])
     assert stages["forged"] == [], res.why("MAPPING for forged packets: %s" % stages["forged"])
+    assert stages["same"] == [], res.why("MAPPING repeated for the same source: %s"
+                                         % stages["same"])
     maps = [said(e) for e in res.events if "mapping" in e]
-    assert maps == [(GW, SPI_IN, PEER, MAP_NEW_PORT), (GW, SPI_IN, MAP_NEW_ADDR, NATT_PORT)], \
+    assert maps == [(GW, SPI_IN, PEER, MAP_NEW_PORT), (GW, SPI_IN, MAP_NEW_ADDR, NATT_PORT),
+                    (GW, SPI_IN, PEER, MAP_NEW_PORT)], \
         res.why("MAPPING events over the run: %s (all events %s)" % (maps, res.events))
     # each within a second of the first packet from its new source
     for (t, e), k in zip(stages["moved"], ("port", "addr")):
         assert t - t_sent[k] < 1.0, res.why("MAPPING %s came %.2f s late" % (e, t - t_sent[k]))
 
     # every authenticated packet was decrypted and delivered, whatever its source
-    delivered = P[:4] + P[1:3] + P[4:]
+    delivered = P[:4] + P[1:3] + P[4:] + P[:3]
     got = [raw(f.payload) for f in res.out[0]]
     assert sorted(got) == sorted(forwarded(p) for p in delivered), \
         res.why("delivered %d packets, want %d" % (len(got), len(delivered)))
