@@ -97,8 +97,9 @@ static inline bool same_tunnel(const struct sa *bound, const struct sa *sa)
 	return bound == sa || (sa->reqid != 0 && bound->reqid == sa->reqid);
 }
 
-static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *sa, struct rte_mbuf **m,
-			     uint16_t n, uint64_t now)
+/* One SPD pass for the whole burst's inner packets (@sa[i]: the SA that decrypted m[i]). */
+static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *const sa[],
+			     struct rte_mbuf **m, uint16_t n, uint64_t now)
 {
 	const uint8_t *l3[WORKER_BURST];
 	uint16_t len[WORKER_BURST];
@@ -114,11 +115,11 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *sa, 
 		const struct sa *bound = pol[i] != NULL ? spd_policy_sa(pol[i]) : NULL;
 
 		if (pol[i] != NULL && pol[i]->action == DPSEC__ACTION__ACT_PROTECT &&
-		    bound != NULL && same_tunnel(bound, sa)) {
+		    bound != NULL && same_tunnel(bound, sa[i])) {
 			m[k++] = m[i];
 			continue;
 		}
-		sa->cnt[w->id].drops[SA_DROP_POLICY]++;
+		sa[i]->cnt[w->id].drops[SA_DROP_POLICY]++;
 		tx_drop(w, in_port, m[i], STATS_DROP_POLICY);
 	}
 	return k;
@@ -162,13 +163,12 @@ static void decrypt_pre(struct esp_group *g)
 	}
 }
 
-/* After decryption (@ok good ones first): events, inner checks, policy, on to @out. */
+/* After decryption (@ok good ones first): events, inner checks; on to @out with their SA. */
 static void decrypt_post(struct worker *w, uint16_t in_port, struct esp_group *g, uint16_t ok,
-			 struct rte_mbuf **out, uint16_t *n_out, uint64_t now)
+			 struct rte_mbuf **out, struct sa **out_sa, uint16_t *n_out)
 {
 	struct sa *sa = g->sa;
 	uint32_t sa_dst;
-	uint16_t k = 0;
 
 	if (unlikely(ok < g->n)) {
 		w->stats[in_port].drop[STATS_DROP_ESP] += g->n - ok;
@@ -188,19 +188,15 @@ static void decrypt_post(struct worker *w, uint16_t in_port, struct esp_group *g
 			tx_drop(w, in_port, m, STATS_DROP_ESP);
 			continue;
 		}
-		g->m[k++] = m;
-	}
-	k = policy_check(w, in_port, sa, g->m, k, now);
-	for (uint16_t j = 0; j < k; j++) {
-		rte_pktmbuf_prepend(g->m[j], sizeof(struct rte_ether_hdr));
-		g->m[j]->l2_len = sizeof(struct rte_ether_hdr);
-		out[(*n_out)++] = g->m[j];
+		out_sa[*n_out] = sa;
+		out[(*n_out)++] = m;
 	}
 }
 
 void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
 {
 	struct rte_mbuf *esp[WORKER_BURST], *inner[WORKER_BURST];
+	struct sa *inner_sa[WORKER_BURST];
 	uint32_t spi[WORKER_BURST], dst[WORKER_BURST];
 	const void *dstp[WORKER_BURST];
 	int family[WORKER_BURST];
@@ -289,7 +285,14 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 	}
 	esp_inbound_bulk(jobs, ng, w->id);
 	for (uint16_t g = 0; g < ng; g++)
-		decrypt_post(w, in_port, &groups[g], jobs[g].ok, inner, &n_inner, now);
+		decrypt_post(w, in_port, &groups[g], jobs[g].ok, inner, inner_sa, &n_inner);
+	if (n_inner == 0)
+		return;
+	n_inner = policy_check(w, in_port, inner_sa, inner, n_inner, now);
+	for (uint16_t j = 0; j < n_inner; j++) {
+		rte_pktmbuf_prepend(inner[j], sizeof(struct rte_ether_hdr));
+		inner[j]->l2_len = sizeof(struct rte_ether_hdr);
+	}
 	if (n_inner > 0)
 		forward4_burst(w, in_port, inner, n_inner, true);
 }

@@ -279,7 +279,7 @@ int main(int argc, char **argv)
 	    port_init(n_workers, o.mbufs, err, sizeof(err)) < 0 || nl_init(err, sizeof(err)) < 0 ||
 	    crypto_init(n_workers, err, sizeof(err)) < 0 ||
 	    sad_init(worker_config.qs, n_workers, err, sizeof(err)) < 0 ||
-	    spd_init(worker_config.qs, err, sizeof(err)) < 0 ||
+	    spd_init(worker_config.qs, n_workers, err, sizeof(err)) < 0 ||
 	    reass_init(n_workers, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dpsec-dataplane: %s\n", err);
 		goto out_eal;

@@ -60,8 +60,9 @@ typedef void *(*spd_sa_resolver_t)(int dir, uint32_t spi, const uint8_t *sa_dst,
 
 /* ---- control thread ---- */
 
-/* @qs: the workers' QSBR variable; every worker id passed to spd_classify() reports on it. */
-int spd_init(struct rte_rcu_qsbr *qs, char *err, size_t errlen);
+/* @qs: the workers' QSBR variable; every worker id passed to spd_classify() reports on it.
+ * Worker ids below @n_workers get a flow cache. */
+int spd_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errlen);
 void spd_fini(void);
 void spd_set_sa_resolver(spd_sa_resolver_t fn);
 

@@ -251,7 +251,7 @@ static int group_setup(void **state)
 	qs = rte_zmalloc("test_spd_qs", sz, RTE_CACHE_LINE_SIZE);
 	if (qs == NULL || rte_rcu_qsbr_init(qs, 2) != 0)
 		return -1;
-	return spd_init(qs, err, sizeof(err)) == 0 ? 0 : -1;
+	return spd_init(qs, READER_ID + 1, err, sizeof(err)) == 0 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
