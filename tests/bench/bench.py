@@ -184,13 +184,18 @@ def markdown(res):
         L.append("End to end (hA -> hB through two gateways, iperf3, %s):"
                  % res["e2e"].get("note", ""))
         L.append("")
-        L.append("| test | dpsec Gbit/s | strongSwan libipsec Gbit/s | ratio |")
+        L.append("| test | dpsec Gbit/s (runs) | strongSwan libipsec Gbit/s (runs) | ratio |")
         L.append("| --- | ---: | ---: | ---: |")
+
+        def runs(leg, k):
+            r = res["e2e"].get(leg, {}).get(k + "_runs")
+            return " (%s)" % ", ".join(fmt(x, 3) for x in r) if r else ""
         for k in ("tcp", "udp"):
             d = res["e2e"].get("dpsec", {}).get(k)
             s = res["e2e"].get("strongswan", {}).get(k)
-            L.append("| %s | %s | %s | %s |" % (k.upper(), fmt(d, 3), fmt(s, 3),
-                                                "-" if not (d and s) else "%.1fx" % (d / s)))
+            L.append("| %s | %s%s | %s%s | %s |" % (k.upper(), fmt(d, 3), runs("dpsec", k),
+                                                    fmt(s, 3), runs("strongswan", k),
+                                                    "-" if not (d and s) else "%.1fx" % (d / s)))
         for k in ("dpsec_error", "strongswan_error"):
             if res["e2e"].get(k):
                 L.append("")

@@ -176,7 +176,8 @@ def veth(ns_a, if_a, ns_b, if_b):
 class Dataplane:
     """One dpsec-dataplane process inside a namespace, with its config, log and ctl socket."""
 
-    def __init__(self, ns, config_text, wire_ifaces, tag, binary=DATAPLANE, workers=1):
+    def __init__(self, ns, config_text, wire_ifaces, tag, binary=DATAPLANE, workers=1,
+                 worker_cpu=1):
         self.ns = ns
         # A short private directory: ipc:// endpoints are unix sockets (path <= 107 bytes).
         self.dir = tempfile.mkdtemp(prefix="dpt-", dir="/tmp")
@@ -189,7 +190,7 @@ class Dataplane:
             f.write(config_text)
         # Worker lcores share this machine's two CPUs (idle sleep keeps that fair); several
         # queue pairs on af_packet are a kernel fanout by flow hash: RSS for the tests.
-        lcores = ["-l", "0,1"] if workers == 1 else [
+        lcores = ["--lcores", "0@%d,1@%d" % (1 - worker_cpu, worker_cpu)] if workers == 1 else [
             "--lcores", ",".join(["0@0"] + ["%d@%d" % (i, 1 - i % 2) for i in range(1, workers + 1)])]
         self.args = ["ip", "netns", "exec", ns.name, binary] + lcores + [
                      "--no-pci", "--file-prefix", self.file_prefix,
@@ -330,11 +331,14 @@ def gateway_config(inside_addr, outside_addr, routes, extra=()):
 class Topology:
     """The four-node topology. gwa/gwb: "dpsec" or "kernel"."""
 
-    def __init__(self, gwa="dpsec", gwb="kernel", extra=None, workers=1, ipv6=False):
+    def __init__(self, gwa="dpsec", gwb="kernel", extra=None, workers=1, ipv6=False,
+                 worker_cpus=None):
         """extra: {"gwA": [config lines], ...} appended to a dpsec gateway's config;
-        workers: worker lcores (and wire queue pairs) of each dpsec gateway."""
+        workers: worker lcores (and wire queue pairs) of each dpsec gateway;
+        worker_cpus: {"gwB": 0, ...} the CPU of a one-worker gateway's worker (default 1)."""
         self.tag = secrets.token_hex(3)
         self.workers = workers
+        self.worker_cpus = worker_cpus or {}
         self.ipv6 = ipv6
         self.extra = extra or {}
         self.kinds = {"gwA": gwa, "gwB": gwb}
@@ -366,7 +370,7 @@ class Topology:
                 ns.ip("link", "set", ifname, "arp", "off")
             dp = Dataplane(ns, gateway_config(inside, outside, [route], self.extra.get(node, ())),
                            ["v-inside", "v-outside"], "%s-%s" % (self.tag, node),
-                           workers=self.workers)
+                           workers=self.workers, worker_cpu=self.worker_cpus.get(node, 1))
             self.dataplanes[node] = dp
         else:
             ns.ip("addr", "add", inside, "dev", "dp-inside")
