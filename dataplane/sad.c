@@ -1141,6 +1141,18 @@ struct sa *sad_lookup(uint32_t spi_be, const void *dst, int family)
 	return rte_hash_lookup_data(sad_hash, &k, &data) >= 0 ? data : NULL;
 }
 
+/* Fixed-size compares: memcmp() with a run-time length is a libc call per packet. */
+static inline bool same_dst(const void *a, const void *b, int family)
+{
+	uint32_t x, y;
+
+	if (family != AF_INET)
+		return memcmp(a, b, 16) == 0;
+	memcpy(&x, a, 4);
+	memcpy(&y, b, 4);
+	return x == y;
+}
+
 unsigned sad_lookup_bulk(const uint32_t spi_be[], const void *const dst[], const int family[],
 			 unsigned n, struct sa *out[])
 {
@@ -1154,10 +1166,8 @@ unsigned sad_lookup_bulk(const uint32_t spi_be[], const void *const dst[], const
 	n = RTE_MIN(n, (unsigned)SAD_LOOKUP_BULK_MAX);
 	/* Bursts mostly come in runs of one SA (a flow, a tunnel): look each run up once. */
 	for (unsigned i = 0; i < n; i++) {
-		size_t alen = family[i] == AF_INET ? 4 : 16;
-
 		if (nk == 0 || spi_be[i] != spi_be[i - 1] || family[i] != family[i - 1] ||
-		    memcmp(dst[i], dst[i - 1], alen) != 0) {
+		    !same_dst(dst[i], dst[i - 1], family[i])) {
 			key_fill(&keys[nk], spi_be[i], dst[i], family[i], IPPROTO_ESP_NUM);
 			kp[nk] = &keys[nk];
 			nk++;
