@@ -35,6 +35,7 @@
  * rte_ipsec_pkt_process, [proc,prep) refused by the device, [prep,n) by prepare. */
 struct stage {
 	uint16_t ok, proc, prep;
+	bool no_ops; /* lookaside: no crypto ops left, so prepare never saw the burst */
 	/* inbound with window_lock: the burst's numbers in, the window's top before it out */
 	struct rte_mbuf *const *orig;
 	const uint32_t *sq;
@@ -127,8 +128,10 @@ static void run_lookaside(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsi
 	uint16_t k, enq, got = 0, ng, ok, pos = 0;
 
 	st->ok = st->proc = st->prep = 0;
-	if (rte_crypto_op_bulk_alloc(crypto_op_pool, RTE_CRYPTO_OP_TYPE_SYMMETRIC, cop, n) == 0)
+	if (rte_crypto_op_bulk_alloc(crypto_op_pool, RTE_CRYPTO_OP_TYPE_SYMMETRIC, cop, n) == 0) {
+		st->no_ops = true;
 		return;
+	}
 	k = rte_ipsec_pkt_crypto_prepare(&sa->ss, mb, cop, n);
 	enq = k ? rte_cryptodev_enqueue_burst(dev, (uint16_t)worker, cop, k) : 0;
 	if (enq < n)
@@ -182,6 +185,7 @@ static void run_mb(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned wo
 static inline void run(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
 		       struct stage *st)
 {
+	st->no_ops = false;
 	if (likely(sa->mb.kind != IPSECMB_NONE))
 		run_mb(sa, mb, n, worker, st);
 	else if (likely(sa->ss.type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO))
@@ -447,7 +451,7 @@ static uint16_t in_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsign
 	}
 	c->drops[SA_DROP_OTHER] += st->prep - st->proc;
 	for (uint16_t i = st->prep; i < k; i++) {
-		enum sa_drop r = prepare_reason(sa, mb[i]);
+		enum sa_drop r = st->no_ops ? SA_DROP_OTHER : prepare_reason(sa, mb[i]);
 
 		if (r == SA_DROP_REPLAY)
 			r = window_reason(sa, top0, lost_seq(orig, sq, mb[i]));
@@ -622,6 +626,7 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
 			  : out_pre(sa, j->mb, n, worker, orig + used, aux + used);
 		st[i].orig = orig + used;
 		st[i].sq = aux + used;
+		st[i].no_ops = false;
 		for (uint16_t p = 0; p < k[i]; p++)
 			j->mb[p]->ol_flags &= ~RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED;
 		rte_errno = 0;
