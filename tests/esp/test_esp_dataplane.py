@@ -386,25 +386,33 @@ def test_natt_port_of_the_sa():
     assert_clean(res)
 
 
-def test_fragmented_esp_is_reassembled():
-    """ESP the path fragmented is put together before decryption (RFC 4303 3.4.1), in
-    any order; the pieces of a packet that never completes are dropped after the timeout
-    and counted, and their buffers come back."""
+def fragmented_inbound(natt, count, reverse):
+    """An inbound SA and its policy, @count 1300-byte inner packets, and their ESP (in UDP
+    with @natt) cut into three pieces each, the pieces of packet i reversed if reverse(i)."""
     from scapy.all import fragment
-    in_sa = Sa("aes-gcm-128", SPI_IN, "in", False)
+    in_sa = Sa("aes-gcm-128", SPI_IN, "in", natt)
     cfg = H.base_config([
         in_sa.line,
         "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
     ])
     big = [IP(raw(IP(src=HOST_B, dst=HOST_A, id=900 + i) / UDP(sport=7, dport=7)
-                  / Raw(bytes((i + j) & 0xFF for j in range(1300))))) for i in range(3)]
+                  / Raw(bytes((i + j) & 0xFF for j in range(1300))))) for i in range(count)]
     frags = []
     for i, p in enumerate(big):
         outer = IP(in_sa.encrypt(p, i + 1))
         outer.id = 0x700 + i
         pieces = [raw(f) for f in fragment(outer, fragsize=600)]
-        assert len(pieces) == 3
-        frags += pieces if i != 1 else pieces[::-1]
+        assert len(pieces) == 3 and IP(pieces[0]).proto == (17 if natt else 50)
+        frags += pieces[::-1] if reverse(i) else pieces
+    return in_sa, cfg, big, frags
+
+
+def test_fragmented_esp_is_reassembled():
+    """ESP the path fragmented is put together before decryption (RFC 4303 3.4.1), in
+    any order; the pieces of a packet that never completes are dropped after the timeout
+    and counted, and their buffers come back."""
+    from scapy.all import fragment
+    in_sa, cfg, big, frags = fragmented_inbound(False, 3, lambda i: i == 1)
     lost = IP(in_sa.encrypt(big[0], 10))
     lost.id = 0x7ff
     frags.append(raw(fragment(lost, fragsize=600)[0]))  # its other pieces never come
@@ -422,20 +430,8 @@ def test_fragmented_esp_in_udp_is_reassembled():
     a fragmented IKE message on the same port goes to the kernel cut up again, which
     reassembles it once more; the dataplane keeps none of it."""
     from scapy.all import fragment
-    in_sa = Sa("aes-gcm-128", SPI_IN, "in", True)
-    cfg = H.base_config([
-        in_sa.line,
-        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
-    ])
-    big = [IP(raw(IP(src=HOST_B, dst=HOST_A, id=900 + i) / UDP(sport=7, dport=7)
-                  / Raw(bytes((i + j) & 0xFF for j in range(1300))))) for i in range(2)]
-    frags = []
-    for i, p in enumerate(big):
-        outer = IP(in_sa.encrypt(p, i + 1))
-        outer.id = 0x700 + i
-        pieces = [raw(f) for f in fragment(outer, fragsize=600)]
-        assert len(pieces) == 3 and IP(pieces[0]).proto == 17
-        frags += pieces if i == 0 else pieces[::-1]  # the port comes last
+    # the second packet's port comes last
+    in_sa, cfg, big, frags = fragmented_inbound(True, 2, lambda i: i == 1)
     # an IKE_AUTH with certificates, too big for one frame: non-ESP marker, then IKE
     ike = IP(src=PEER, dst=GW, id=0x7aa) / UDP(sport=NATT_PORT, dport=NATT_PORT) / Raw(
         b"\0\0\0\0" + bytes(j & 0xFF for j in range(2500)))
