@@ -168,21 +168,23 @@ static void decrypt_post(struct worker *w, uint16_t in_port, struct esp_group *g
 			 struct rte_mbuf **out, struct sa **out_sa, uint16_t *n_out)
 {
 	struct sa *sa = g->sa;
-	uint32_t sa_dst;
 
 	if (unlikely(ok < g->n)) {
 		w->stats[in_port].drop[STATS_DROP_ESP] += g->n - ok;
 		rte_pktmbuf_free_bulk(&g->m[ok], g->n - ok);
 	}
-	memcpy(&sa_dst, sa->dst, 4);
 	for (uint16_t j = 0; j < ok; j++) {
 		struct rte_mbuf *m = g->m[j];
 
 		/* Only an authenticated packet may move the peer (RFC 3948 section 3.1). */
 		for (uint16_t i = 0; unlikely(i < g->n_moved); i++)
-			if (g->moved_m[i] == m)
+			if (g->moved_m[i] == m) {
+				uint32_t sa_dst;
+
+				memcpy(&sa_dst, sa->dst, 4);
 				upcall_mapping4(w, sa->key.spi, sa_dst, g->moved_src[i],
 						g->moved_sport[i]);
+			}
 		if (unlikely(!inner_ok(m))) {
 			sa->cnt[w->id].drops[SA_DROP_OTHER]++;
 			tx_drop(w, in_port, m, STATS_DROP_ESP);
@@ -250,7 +252,7 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 	sad_lookup_bulk(spi, dstp, family, n_esp, sas);
 	for (uint16_t i = 0; i < n_esp; i++)
 		if (sas[i] != NULL && (i == 0 || sas[i] != sas[i - 1]))
-			sad_prefetch(sas[i], w->id);
+			sad_prefetch(sas[i], w->id, false);
 	for (uint16_t i = 0; i < n_esp; i++) {
 		struct sa *sa = sas[i];
 		uint16_t g;

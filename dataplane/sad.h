@@ -61,7 +61,7 @@ struct sa_counters {
 } __rte_cache_aligned;
 
 struct sa_lifetime {
-	uint64_t bytes, packets, seconds; /* 0 = no limit */
+	uint64_t packets, bytes, seconds; /* 0 = no limit */
 };
 
 struct sa_key {
@@ -74,7 +74,11 @@ struct sa_key {
 } __rte_aligned(8);	/* rte_hash_crc reads keys 8 bytes at a time */
 
 struct sa {
-	/* read on every burst */
+	/*
+	 * Read on every burst, two lines: an inbound SA's workers touch nothing
+	 * else of this struct (but src for NAT-T), so 10k SAs each cost those two
+	 * lines (sad_prefetch). Outbound adds the third (dst, the outer route).
+	 */
 	struct rte_ipsec_session ss;
 	struct sa_counters *cnt; /* [n_workers], cache-aligned slots */
 	bool expired_hard;	 /* set by the control thread; workers then drop */
@@ -83,18 +87,19 @@ struct sa {
 	uint8_t family;			    /* outer AF_INET / AF_INET6 */
 	uint16_t sport, dport;		    /* NAT-T ports, host order */
 	uint8_t iv_len, icv_len, pad_align; /* ESP geometry, for drop reasons */
-	uint32_t reqid;			    /* the tunnel's SAs across rekeys; 0 = this SA alone */
-	uint16_t outer_sum; /* IPv4 outer header sum without length and id (esp.c) */
 	bool esn;
+	uint32_t reqid; /* the tunnel's SAs across rekeys; 0 = this SA alone */
+	uint32_t replay_window;
+	uint16_t outer_sum;   /* IPv4 outer header sum without length and id (esp.c) */
+	bool window_lock;     /* inbound with a window and several workers: take in_lock (esp.c) */
+	uint64_t seq_in_base; /* inbound: the seq-in it was installed with */
 	/* outbound: sequence numbers this SA may use in all (its lease), SAD_NO_LEASE
 	 * for none; written by the control thread, read atomically */
 	uint64_t seq_max;
-	struct sa_lifetime hard; /* held exactly by the workers (esp.c) */
-	uint64_t seq_in_base;	 /* inbound: the seq-in it was installed with */
-	uint32_t replay_window;
-	bool window_lock; /* inbound with a window and several workers: take in_lock (esp.c) */
-	struct sa_key key;
+	/* held exactly by the workers (esp.c), packets and bytes on the second line */
+	struct sa_lifetime hard;
 	uint8_t src[16], dst[16]; /* outer addresses (NAT-T moves, the outer route) */
+	struct sa_key key;
 
 	/* control thread only */
 	Dpsec__Mode mode;
@@ -157,9 +162,10 @@ static inline bool sad_natt_any(void)
 
 /*
  * Before a burst touches them: the lines of @sa a worker reads or writes,
- * all at addresses known without loading any of them (10k SAs miss the cache).
+ * all at addresses known without loading any of them (10k SAs miss the cache,
+ * and a core has only so many misses in flight: each line left out counts).
  */
-static inline void sad_prefetch(const struct sa *sa, unsigned worker)
+static inline void sad_prefetch(const struct sa *sa, unsigned worker, bool outbound)
 {
 	const uint8_t *p = (const uint8_t *)sa;
 	const uint8_t *cnt = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * worker;
@@ -168,11 +174,12 @@ static inline void sad_prefetch(const struct sa *sa, unsigned worker)
 
 	rte_prefetch0(p);
 	rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
-	rte_prefetch0(p + 2 * RTE_CACHE_LINE_SIZE);
-	rte_prefetch0(p + 3 * RTE_CACHE_LINE_SIZE);
-	rte_prefetch0(&sa->seq_taken);
-	rte_prefetch0(cnt);
-	rte_prefetch0(cnt + RTE_CACHE_LINE_SIZE);
+	if (outbound) {
+		rte_prefetch0(p + 2 * RTE_CACHE_LINE_SIZE); /* dst */
+		rte_prefetch0(&sa->seq_taken);
+	}
+	/* the per-packet counters; the drop reasons past them are rare */
+	rte_prefetch0_write(cnt);
 	rte_prefetch0(ipsa);
 	rte_prefetch0(ipsa + RTE_CACHE_LINE_SIZE);
 	rte_prefetch0(ipsa + 2 * RTE_CACHE_LINE_SIZE);
