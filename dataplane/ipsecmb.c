@@ -30,6 +30,28 @@ struct scratch {
 } __rte_cache_aligned;
 static struct scratch *scratch;
 
+/* Without init, the layout of the SSE/AVX paths (H^1..H^8 after the round keys). */
+uint32_t ipsecmb_hkey_lo = offsetof(struct ipsecmb_sa, k.gcm.ghash_keys);
+uint32_t ipsecmb_hkey_hi = offsetof(struct ipsecmb_sa, k.gcm.ghash_keys) + 8 * 16;
+
+/* Where the library's GHASH code reads H^1..H^8 (its gcm_keys_*.asm layouts). */
+static void hkey_layout(const IMB_MGR *m)
+{
+	const uint64_t vaes = IMB_FEATURE_VAES | IMB_FEATURE_VPCLMULQDQ;
+	uint32_t base = offsetof(struct ipsecmb_sa, k.gcm.ghash_keys);
+
+	/* the library's own test for its VAES GCM code (init_mb_mgr_avx512) */
+	if (m->used_arch == IMB_ARCH_AVX512 && (m->features & vaes) == vaes) {
+		/* H^48 first: H^8..H^1 are the table's last 8 entries */
+		ipsecmb_hkey_lo = base + (48 - 8) * 16;
+		ipsecmb_hkey_hi = base + 48 * 16;
+	} else {
+		/* AVX2/AVX-512 keep H^8..H^1, SSE/AVX H^1..H^8: both the first 8 */
+		ipsecmb_hkey_lo = base;
+		ipsecmb_hkey_hi = base + 8 * 16;
+	}
+}
+
 int ipsecmb_init(unsigned n_workers, char *err, size_t errlen)
 {
 	mgrs = calloc(n_workers + 1, sizeof(*mgrs));
@@ -51,6 +73,7 @@ int ipsecmb_init(unsigned n_workers, char *err, size_t errlen)
 		}
 	}
 	ctl_mgr = mgrs[n_workers];
+	hkey_layout(ctl_mgr);
 	return 0;
 nomem:
 	snprintf(err, errlen, "intel-ipsec-mb: out of memory for job managers");

@@ -183,9 +183,13 @@ static inline void sad_prefetch(const struct sa *sa, unsigned worker, bool outbo
 	rte_prefetch0(ipsa);
 	rte_prefetch0(ipsa + RTE_CACHE_LINE_SIZE);
 	rte_prefetch0(ipsa + 2 * RTE_CACHE_LINE_SIZE);
-	/* round keys, then the GCM hash keys short packets use */
+	/* the header and round keys, then the GCM hash keys short packets use */
 	for (unsigned i = 0; i < 5; i++)
 		rte_prefetch0(key + i * RTE_CACHE_LINE_SIZE);
+	for (uint32_t o = ipsecmb_hkey_lo & ~(RTE_CACHE_LINE_SIZE - 1); o < ipsecmb_hkey_hi;
+	     o += RTE_CACHE_LINE_SIZE)
+		if (o >= 5 * RTE_CACHE_LINE_SIZE)
+			rte_prefetch0(key + o);
 }
 
 /*
