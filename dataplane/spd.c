@@ -253,6 +253,7 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 	uint32_t res[SPD_BURST], p;
 	uint64_t fa[SPD_BURST], fr[SPD_BURST]; /* flow key: addresses, ports and protocol */
 	uint16_t idx[SPD_BURST];
+	uint32_t hit[SPD_BURST], nh; /* flow-cache hits' policies, counted after the probes */
 	struct flow_ent *fe[SPD_BURST], *miss[SPD_BURST], *cache;
 	uint16_t base, i, m, k;
 	uint32_t epoch;
@@ -286,7 +287,7 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 				       (FLOW_CACHE_SIZE - 1)];
 			rte_prefetch0(fe[i]);
 		}
-		for (i = 0, k = 0; i < m; i++) {
+		for (i = 0, k = 0, nh = 0; i < m; i++) {
 			const uint8_t *d = keys[i];
 
 			out[base + i] = NULL;
@@ -297,9 +298,13 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 				struct flow_ent *e = fe[i];
 
 				if (e->epoch == epoch && e->addrs == fa[i] && e->rest == fr[i]) {
+					/* with many policies these lines are cold: load them
+					 * now, count once the whole burst is looked up */
 					if (e->res != 0) {
 						out[base + i] = &spd.tab[e->res - 1];
-						count(&ws[e->res - 1], now_tsc);
+						rte_prefetch0(out[base + i]);
+						rte_prefetch0_write(&ws[e->res - 1]);
+						hit[nh++] = e->res - 1;
 					}
 					continue;
 				}
@@ -311,6 +316,8 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 			data[k] = d;
 			idx[k++] = base + i;
 		}
+		for (i = 0; i < nh; i++)
+			count(&ws[hit[i]], now_tsc);
 		if (k == 0)
 			continue;
 		rte_acl_classify(ctx, data, res, k, 1);
