@@ -246,7 +246,7 @@ static uint16_t out_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsign
 /* After crypto: counters and the outer checksum of the good ones. @err: rte_errno of prepare. */
 static uint16_t out_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsigned worker,
 			 const struct stage *st, int err, struct rte_mbuf *const orig[],
-			 const uint32_t len[])
+			 const uint32_t len[], uint64_t now)
 {
 	struct sa_counters *c = &sa->cnt[worker];
 	uint64_t bytes = 0;
@@ -270,12 +270,13 @@ static uint16_t out_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsig
 	if (st->ok) {
 		c->packets += st->ok;
 		c->bytes += bytes;
-		c->last_tsc = rte_get_timer_cycles();
+		c->last_tsc = now;
 	}
 	return st->ok;
 }
 
-static uint16_t outbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+static uint16_t outbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+			       uint64_t now)
 {
 	struct rte_mbuf *orig[ESP_BURST_MAX];
 	uint32_t len[ESP_BURST_MAX];
@@ -284,7 +285,7 @@ static uint16_t outbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n,
 
 	rte_errno = 0;
 	run(sa, mb, k, worker, &st);
-	return out_post(sa, mb, k, worker, &st, rte_errno, orig, len);
+	return out_post(sa, mb, k, worker, &st, rte_errno, orig, len, now);
 }
 
 /* Set l3_len to the bytes before ESP (outer IP, plus UDP for NAT-T). */
@@ -423,7 +424,8 @@ static uint16_t in_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigne
 
 /* After crypto: drops by reason, counters, the highest number accepted. */
 static uint16_t in_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsigned worker,
-			const struct stage *st, struct rte_mbuf *const orig[], const uint32_t sq[])
+			const struct stage *st, struct rte_mbuf *const orig[], const uint32_t sq[],
+			uint64_t now)
 {
 	struct sa_counters *c = &sa->cnt[worker];
 	uint64_t bytes = 0, top0 = 0;
@@ -462,12 +464,13 @@ static uint16_t in_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsign
 	if (st->ok) {
 		c->packets += st->ok;
 		c->bytes += bytes;
-		c->last_tsc = rte_get_timer_cycles();
+		c->last_tsc = now;
 	}
 	return st->ok;
 }
 
-static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+			      uint64_t now)
 {
 	struct rte_mbuf *orig[ESP_BURST_MAX];
 	uint32_t sq[ESP_BURST_MAX];
@@ -477,22 +480,22 @@ static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, 
 	st.orig = orig;
 	st.sq = sq;
 	run(sa, mb, k, worker, &st);
-	return in_post(sa, mb, k, worker, &st, orig, sq);
+	return in_post(sa, mb, k, worker, &st, orig, sq, now);
 }
 
-typedef uint16_t (*burst_fn)(struct sa *, struct rte_mbuf *[], uint16_t, unsigned);
+typedef uint16_t (*burst_fn)(struct sa *, struct rte_mbuf *[], uint16_t, unsigned, uint64_t);
 
 /* Split long bursts and keep the contract: all good ones first, in order. */
 static uint16_t split(burst_fn fn, struct sa *sa, struct rte_mbuf *mb[], uint16_t n,
-		      unsigned worker)
+		      unsigned worker, uint64_t now)
 {
 	struct rte_mbuf *tmp[ESP_BURST_MAX];
 	uint16_t k1, k2, bad1;
 
 	if (n <= ESP_BURST_MAX)
-		return fn(sa, mb, n, worker);
-	k1 = fn(sa, mb, ESP_BURST_MAX, worker);
-	k2 = split(fn, sa, mb + ESP_BURST_MAX, n - ESP_BURST_MAX, worker);
+		return fn(sa, mb, n, worker, now);
+	k1 = fn(sa, mb, ESP_BURST_MAX, worker, now);
+	k2 = split(fn, sa, mb + ESP_BURST_MAX, n - ESP_BURST_MAX, worker, now);
 	bad1 = ESP_BURST_MAX - k1;
 	if (bad1 && k2) {
 		memcpy(tmp, &mb[k1], bad1 * sizeof(*mb));
@@ -567,21 +570,23 @@ static inline uint16_t lease_take(struct sa *sa, uint16_t n, unsigned worker)
 	return k;
 }
 
-uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		      uint64_t now_tsc)
 {
 	if (unlikely(n == 0 || expired(sa, n, worker)))
 		return 0;
 	n = within_limits(sa, mb, n, worker);
 	n = n ? lease_take(sa, n, worker) : 0;
-	return n ? split(outbound_burst, sa, mb, n, worker) : 0;
+	return n ? split(outbound_burst, sa, mb, n, worker, now_tsc) : 0;
 }
 
-uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker)
+uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		     uint64_t now_tsc)
 {
 	if (unlikely(n == 0 || expired(sa, n, worker)))
 		return 0;
 	n = within_limits(sa, mb, n, worker);
-	return n ? split(inbound_burst, sa, mb, n, worker) : 0;
+	return n ? split(inbound_burst, sa, mb, n, worker, now_tsc) : 0;
 }
 
 /*
@@ -590,7 +595,7 @@ uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned 
  * flush finishes all of them, then each is completed. Ten thousand SAs of one
  * packet each fill the multi-buffer lanes as one SA of a whole burst does.
  */
-static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
+static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in, uint64_t now)
 {
 	struct rte_crypto_op **cop = crypto_worker_ops(worker);
 	struct rte_mbuf *orig[CRYPTO_WORKER_OPS];
@@ -610,8 +615,8 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
 		deferred[i] = false;
 		if (sa->mb.kind != IPSECMB_JOB || n > ESP_BURST_MAX ||
 		    used + n > CRYPTO_WORKER_OPS) {
-			j->ok = in ? esp_inbound(sa, j->mb, n, worker)
-				   : esp_outbound(sa, j->mb, n, worker);
+			j->ok = in ? esp_inbound(sa, j->mb, n, worker, now)
+				   : esp_outbound(sa, j->mb, n, worker, now);
 			continue;
 		}
 		j->ok = 0;
@@ -650,19 +655,19 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in)
 		if (!deferred[i])
 			continue;
 		st[i].ok = st[i].prep ? process(j->sa, &j->sa->ss, j->mb, st[i].prep, &st[i]) : 0;
-		j->ok =
-		    in ? in_post(j->sa, j->mb, k[i], worker, &st[i], orig + off[i], aux + off[i])
-		       : out_post(j->sa, j->mb, k[i], worker, &st[i], err[i], orig + off[i],
-				  aux + off[i]);
+		j->ok = in ? in_post(j->sa, j->mb, k[i], worker, &st[i], orig + off[i],
+				     aux + off[i], now)
+			   : out_post(j->sa, j->mb, k[i], worker, &st[i], err[i], orig + off[i],
+				      aux + off[i], now);
 	}
 }
 
-void esp_outbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker)
+void esp_outbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, uint64_t now_tsc)
 {
-	bulk(jobs, nj, worker, false);
+	bulk(jobs, nj, worker, false, now_tsc);
 }
 
-void esp_inbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker)
+void esp_inbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, uint64_t now_tsc)
 {
-	bulk(jobs, nj, worker, true);
+	bulk(jobs, nj, worker, true, now_tsc);
 }

@@ -25,7 +25,8 @@
  * IPv4 header checksum; l2_len is 0 and l3_len the outer header length, so
  * the caller can prepend Ethernet and transmit.
  */
-uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker);
+uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		      uint64_t now_tsc);
 
 /*
  * @mb start at the outer IP header of an ESP (or ESP-in-UDP, RFC 3948)
@@ -33,7 +34,8 @@ uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned
  * On return the good ones start at the inner IP header. Replay-window,
  * ICV and padding/trailer failures are counted separately.
  */
-uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker);
+uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		     uint64_t now_tsc);
 
 /* One SA's packets in a bulk call: @ok is set as esp_outbound/esp_inbound return it. */
 struct esp_job {
@@ -48,9 +50,11 @@ struct esp_job {
 /*
  * esp_outbound/esp_inbound for the SAs of one burst at once: the crypto of
  * those on the job manager shares its lanes (one SA per packet costs no more
- * than one SA per burst). At most ESP_JOBS_MAX jobs, each SA once.
+ * than one SA per burst). At most ESP_JOBS_MAX jobs, each SA once. @now_tsc:
+ * the burst's time, kept as the SAs' last use (one TSC read per burst, not
+ * per SA: with 10k SAs that was a read per packet).
  */
-void esp_outbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker);
-void esp_inbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker);
+void esp_outbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, uint64_t now_tsc);
+void esp_inbound_bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, uint64_t now_tsc);
 
 #endif

@@ -71,7 +71,7 @@ static inline void group_add(struct esp_group *g, uint16_t *ng, struct sa *sa, s
 
 /* Encrypt each group and route its ESP packets on the SA's outer destination. */
 static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group *g, uint16_t ng,
-			   bool local)
+			   bool local, uint64_t now)
 {
 	struct forward_memo memo = {.dst = 0};
 	struct esp_job jobs[WORKER_BURST];
@@ -87,7 +87,7 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
 		}
 		jobs[i] = (struct esp_job){.sa = e->sa, .mb = e->m, .n = e->n};
 	}
-	esp_outbound_bulk(jobs, ng, w->id);
+	esp_outbound_bulk(jobs, ng, w->id, now);
 	for (uint16_t i = 0; i < ng; i++) {
 		struct esp_group *e = &g[i];
 		uint16_t ok = jobs[i].ok;
@@ -117,7 +117,7 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
  * other is split before encryption and its pieces encrypted right away.
  */
 static void too_big(struct worker *w, uint16_t in_port, struct sa *sa, struct rte_mbuf *m,
-		    bool local)
+		    bool local, uint64_t now)
 {
 	struct esp_group g = {.sa = sa};
 	uint32_t mtu = max_inner(sa);
@@ -133,7 +133,7 @@ static void too_big(struct worker *w, uint16_t in_port, struct sa *sa, struct rt
 		return;
 	}
 	rte_pktmbuf_free(m);
-	encrypt_groups(w, in_port, &g, 1, local);
+	encrypt_groups(w, in_port, &g, 1, local, now);
 }
 
 /* @hop NULL: the gateway's own packets (outbound_local_burst). */
@@ -189,7 +189,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 			} else if (unlikely(!local && forward_ip4(m)->time_to_live <= 1)) {
 				tap_punt(w, in_port, m);
 			} else if (unlikely(rte_pktmbuf_pkt_len(m) - m->l2_len > max_inner(sa))) {
-				too_big(w, in_port, sa, m, local);
+				too_big(w, in_port, sa, m, local, now);
 			} else {
 				group_add(groups, &ng, sa, m);
 			}
@@ -222,7 +222,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	else if (n_plain > 0)
 		forward4_hops(w, in_port, plain, plain_hop, n_plain, true);
 	if (ng > 0)
-		encrypt_groups(w, in_port, groups, ng, local);
+		encrypt_groups(w, in_port, groups, ng, local, now);
 }
 
 void outbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, const uint32_t *hop,

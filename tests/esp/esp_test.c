@@ -295,8 +295,8 @@ static int run_case(char *line)
 	static struct rte_mbuf *okp[PKTS_MAX];
 	for (unsigned i = 0; sa != NULL && i < n; i += burst) {
 		uint16_t b = (uint16_t)RTE_MIN(burst, n - i);
-		uint16_t k = inbound ? esp_inbound(sa, &mb[i], b, WORKER)
-				     : esp_outbound(sa, &mb[i], b, WORKER);
+		uint16_t k = inbound ? esp_inbound(sa, &mb[i], b, WORKER, rte_get_timer_cycles())
+				     : esp_outbound(sa, &mb[i], b, WORKER, rte_get_timer_cycles());
 
 		memcpy(&okp[good], &mb[i], k * sizeof(*mb));
 		good += k;
@@ -380,7 +380,7 @@ static uint16_t send_out(struct sa *sa, unsigned n)
 	uint16_t k;
 
 	make_pkts(mb, n, 100);
-	k = esp_outbound(sa, mb, (uint16_t)n, WORKER);
+	k = esp_outbound(sa, mb, (uint16_t)n, WORKER, rte_get_timer_cycles());
 	rte_pktmbuf_free_bulk(mb, n);
 	return k;
 }
@@ -591,7 +591,7 @@ static double bench_one(bool in, enum crypto_mode mode, unsigned len, double sec
 	make_pkts(mb, BENCH_BURST, len);
 	if (in) {
 		/* encrypt once, then restore the ciphertext before every burst */
-		esp_outbound(out, mb, BENCH_BURST, WORKER);
+		esp_outbound(out, mb, BENCH_BURST, WORKER, rte_get_timer_cycles());
 		for (unsigned i = 0; i < BENCH_BURST; i++)
 			enc[i] = rte_pktmbuf_copy(mb[i], pool, 0, UINT32_MAX);
 	}
@@ -607,9 +607,11 @@ static double bench_one(bool in, enum crypto_mode mode, unsigned len, double sec
 						   enc[i]->pkt_len);
 				}
 				/* the replay window would refuse the same numbers again */
-				pkts += esp_inbound(insa, mb, BENCH_BURST, WORKER);
+				pkts += esp_inbound(insa, mb, BENCH_BURST, WORKER,
+						    rte_get_timer_cycles());
 			} else {
-				pkts += esp_outbound(out, mb, BENCH_BURST, WORKER);
+				pkts += esp_outbound(out, mb, BENCH_BURST, WORKER,
+						     rte_get_timer_cycles());
 				for (unsigned i = 0; i < BENCH_BURST; i++) {
 					rte_pktmbuf_adj(mb[i], mb[i]->l3_len + 16);
 					rte_pktmbuf_trim(mb[i], mb[i]->pkt_len - len);
