@@ -142,6 +142,40 @@ static inline bool inner_ok(struct rte_mbuf *m)
 	return true;
 }
 
+/*
+ * An SA only takes the encapsulation (and port of ours) it was negotiated
+ * with. On entry moved[j] says whether m[j] came in UDP; on return, whether
+ * its NAT-T source differs from the SA's peer.
+ */
+static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
+{
+	const struct sa *sa = g->sa;
+	uint16_t k = 0;
+
+	for (uint16_t j = 0; j < g->n; j++) {
+		struct rte_mbuf *m = g->m[j];
+		bool udp = g->moved[j];
+		bool moved = false;
+
+		if (unlikely(!sa->inbound || sa->natt != udp ||
+			     (udp && udp_dport(m) != sa->dport))) {
+			tx_drop(w, in_port, m, STATS_DROP_NO_SA);
+			continue;
+		}
+		if (udp) {
+			const struct rte_ipv4_hdr *ip = forward_ip4(m);
+			const struct rte_udp_hdr *uh =
+			    (const void *)((const uint8_t *)ip + m->l3_len);
+
+			moved = memcmp(&ip->src_addr, sa->src, 4) != 0 ||
+				rte_be_to_cpu_16(uh->src_port) != sa->sport;
+		}
+		g->moved[k] = moved;
+		g->m[k++] = m;
+	}
+	g->n = k;
+}
+
 /* Before decryption: note who moved (a NAT-T source change), take Ethernet off. */
 static void decrypt_pre(struct esp_group *g)
 {
@@ -253,13 +287,12 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 	for (uint16_t i = 0; i < n_esp; i++)
 		if (sas[i] != NULL && (i == 0 || sas[i] != sas[i - 1]))
 			sad_prefetch(sas[i], w->id, false);
+	/* group by SA pointer only: the SAs' lines are still on their way */
 	for (uint16_t i = 0; i < n_esp; i++) {
 		struct sa *sa = sas[i];
 		uint16_t g;
 
-		/* An SA only takes the encapsulation (and port of ours) it was negotiated with. */
-		if (unlikely(sa == NULL || !sa->inbound || sa->natt != udp[i] ||
-			     (udp[i] && udp_dport(esp[i]) != sa->dport))) {
+		if (unlikely(sa == NULL)) {
 			tx_drop(w, in_port, esp[i], STATS_DROP_NO_SA);
 			continue;
 		}
@@ -270,22 +303,16 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 			groups[g].n = 0;
 			ng++;
 		}
-		groups[g].moved[groups[g].n] = 0;
-		if (udp[i]) {
-			const struct rte_ipv4_hdr *ip = forward_ip4(esp[i]);
-			const struct rte_udp_hdr *uh =
-			    (const void *)((const uint8_t *)ip + esp[i]->l3_len);
-
-			groups[g].moved[groups[g].n] = memcmp(&ip->src_addr, sa->src, 4) != 0 ||
-						       rte_be_to_cpu_16(uh->src_port) != sa->sport;
-		}
+		groups[g].moved[groups[g].n] = udp[i]; /* admit() turns it into "moved" */
 		groups[g].m[groups[g].n++] = esp[i];
 	}
+	for (uint16_t g = 0; g < ng; g++)
+		admit(w, in_port, &groups[g]);
 	for (uint16_t g = 0; g < ng; g++) {
 		decrypt_pre(&groups[g]);
 		jobs[g] = (struct esp_job){.sa = groups[g].sa, .mb = groups[g].m, .n = groups[g].n};
 	}
-	esp_inbound_bulk(jobs, ng, w->id);
+	esp_inbound_bulk(jobs, ng, w->id, now);
 	for (uint16_t g = 0; g < ng; g++)
 		decrypt_post(w, in_port, &groups[g], jobs[g].ok, inner, inner_sa, &n_inner);
 	if (n_inner == 0)
