@@ -42,14 +42,13 @@ static inline uint16_t udp_dport(struct rte_mbuf *m)
 }
 
 /* Find the SPI of an ESP or ESP-in-UDP packet, or decide it is not ESP. */
-static inline enum kind parse(struct rte_mbuf *m, uint32_t *spi, bool *udp, enum stats_drop *why)
+static inline enum kind parse(struct rte_mbuf *m, uint32_t *spi, enum stats_drop *why)
 {
 	const struct rte_ipv4_hdr *ip = forward_ip4(m);
 	uint32_t l4 = m->l2_len + m->l3_len;
 	uint32_t len = rte_pktmbuf_data_len(m);
 	const uint8_t *p;
 
-	*udp = false;
 	if (unlikely(rte_ipv4_frag_pkt_is_fragmented(ip)))
 		/* UDP may be ESP-in-UDP (only the first piece shows the port); the
 		 * kernel reassembles the rest */
@@ -73,7 +72,6 @@ static inline enum kind parse(struct rte_mbuf *m, uint32_t *spi, bool *udp, enum
 		}
 		if (len >= l4 + 4 && p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 0)
 			return K_PUNT; /* IKE */
-		*udp = true;
 	} else if (ip->next_proto_id != IPPROTO_ESP) {
 		return K_PUNT;
 	}
@@ -144,8 +142,8 @@ static inline bool inner_ok(struct rte_mbuf *m)
 
 /*
  * An SA only takes the encapsulation (and port of ours) it was negotiated
- * with. On entry moved[j] says whether m[j] came in UDP; on return, whether
- * its NAT-T source differs from the SA's peer.
+ * with (parse() let only ESP and ESP-in-UDP through). Sets moved[]: whether a
+ * NAT-T packet's source differs from the SA's peer.
  */
 static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 {
@@ -154,7 +152,8 @@ static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 
 	for (uint16_t j = 0; j < g->n; j++) {
 		struct rte_mbuf *m = g->m[j];
-		bool udp = g->moved[j];
+		const struct rte_ipv4_hdr *ip = forward_ip4(m);
+		bool udp = ip->next_proto_id == IPPROTO_UDP;
 		bool moved = false;
 
 		if (unlikely(!sa->inbound || sa->natt != udp ||
@@ -163,7 +162,6 @@ static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 			continue;
 		}
 		if (udp) {
-			const struct rte_ipv4_hdr *ip = forward_ip4(m);
 			const struct rte_udp_hdr *uh =
 			    (const void *)((const uint8_t *)ip + m->l3_len);
 
@@ -236,7 +234,6 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 	uint32_t spi[WORKER_BURST], dst[WORKER_BURST];
 	const void *dstp[WORKER_BURST];
 	int family[WORKER_BURST];
-	bool udp[WORKER_BURST];
 	struct sa *sas[WORKER_BURST];
 	struct esp_group groups[WORKER_BURST];
 	struct esp_job jobs[WORKER_BURST];
@@ -247,14 +244,14 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 		enum stats_drop why = STATS_DROP_ESP_MALFORMED;
 
 		struct rte_mbuf *m = pkts[i];
-		enum kind k = parse(m, &spi[n_esp], &udp[n_esp], &why);
+		enum kind k = parse(m, &spi[n_esp], &why);
 
 		if (unlikely(k == K_FRAG)) {
 			m = reass_add(w->id, m, now);
 			if (m == NULL)
 				continue; /* more pieces to come, or dropped and counted */
 			pkts[i] = m;
-			k = parse(m, &spi[n_esp], &udp[n_esp], &why);
+			k = parse(m, &spi[n_esp], &why);
 			if (k == K_PUNT) {
 				tap_punt_pieces(w, in_port, m);
 				continue;
@@ -303,7 +300,6 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 			groups[g].n = 0;
 			ng++;
 		}
-		groups[g].moved[groups[g].n] = udp[i]; /* admit() turns it into "moved" */
 		groups[g].m[groups[g].n++] = esp[i];
 	}
 	for (uint16_t g = 0; g < ng; g++)
