@@ -30,9 +30,7 @@ struct scratch {
 } __rte_cache_aligned;
 static struct scratch *scratch;
 
-/* Without init, the layout of the SSE/AVX paths (H^1..H^8 after the round keys). */
-uint32_t ipsecmb_hkey_lo = offsetof(struct ipsecmb_sa, k.gcm.ghash_keys);
-uint32_t ipsecmb_hkey_hi = offsetof(struct ipsecmb_sa, k.gcm.ghash_keys) + 8 * 16;
+uint32_t ipsecmb_hkey_lo, ipsecmb_hkey_hi; /* empty until ipsecmb_init() */
 
 /* Where the library's GHASH code reads H^1..H^8 (its gcm_keys_*.asm layouts). */
 static void hkey_layout(const IMB_MGR *m)
@@ -50,6 +48,7 @@ static void hkey_layout(const IMB_MGR *m)
 		ipsecmb_hkey_lo = base;
 		ipsecmb_hkey_hi = base + 8 * 16;
 	}
+	ipsecmb_hkey_lo = RTE_ALIGN_FLOOR(ipsecmb_hkey_lo, RTE_CACHE_LINE_SIZE);
 }
 
 int ipsecmb_init(unsigned n_workers, char *err, size_t errlen)

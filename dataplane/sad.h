@@ -186,10 +186,9 @@ static inline void sad_prefetch(const struct sa *sa, unsigned worker, bool outbo
 	/* the header and round keys, then the GCM hash keys short packets use */
 	for (unsigned i = 0; i < 5; i++)
 		rte_prefetch0(key + i * RTE_CACHE_LINE_SIZE);
-	for (uint32_t o = ipsecmb_hkey_lo & ~(RTE_CACHE_LINE_SIZE - 1); o < ipsecmb_hkey_hi;
+	for (uint32_t o = RTE_MAX(ipsecmb_hkey_lo, 5u * RTE_CACHE_LINE_SIZE); o < ipsecmb_hkey_hi;
 	     o += RTE_CACHE_LINE_SIZE)
-		if (o >= 5 * RTE_CACHE_LINE_SIZE)
-			rte_prefetch0(key + o);
+		rte_prefetch0(key + o);
 }
 
 /*
