@@ -46,7 +46,7 @@
  * dataplane at ~5 % of a core, 2 ms at ~3.6 %; the price is up to 2 ms on the
  * first packet after a few ms of silence (--idle-sleep-us 0 busy polls).
  */
-#define IDLE_SLEEP_US_DEFAULT 2000
+#define IDLE_SLEEP_US_DEFAULT 2000u
 
 extern unsigned show_mbuf_baseline;
 
@@ -72,16 +72,12 @@ static void usage(FILE *f)
 		"                       [--idle-sleep-us N] [--mbufs N]\n"
 		"  --config FILE        dpsecctl commands applied before any port receives\n"
 		"  --ctl ENDPOINT       control channel (default " CHAN_DEFAULT_ENDPOINT ")\n"
-		"  --idle-sleep-us N    longest nap of an idle worker, 0 = busy poll "
-		"(default " RTE_STR(
-		    IDLE_SLEEP_US_DEFAULT) ")\n"
-					   "  --mbufs N            packet buffers (default 16383)\n"
-					   "  --crypto MODE        auto (intel-ipsec-mb called "
-					   "directly where it\n"
-					   "                       runs the algorithm), cpu "
-					   "(cryptodev CPU crypto) or\n"
-					   "                       lookaside (cryptodev queues); "
-					   "default auto\n");
+		"  --idle-sleep-us N    longest nap of an idle worker, 0 = busy poll (default %u)\n"
+		"  --mbufs N            packet buffers (default 16383)\n"
+		"  --crypto MODE        auto (intel-ipsec-mb called directly where it\n"
+		"                       runs the algorithm), cpu (cryptodev CPU crypto) or\n"
+		"                       lookaside (cryptodev queues); default auto\n",
+		IDLE_SLEEP_US_DEFAULT);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)

@@ -112,6 +112,7 @@ def derive(res):
 def markdown(res):
     L = []
     frames = res.get("frames", {})  # runs before 2026-12-02 looped 1200 frames for 1 SA
+    wide = frames.get("10000", 12000)
     L.append("Dataplane: one worker lcore, busy poll, ESP tunnel, net_pcap (looped) in -> "
              "net_null out. The TX counter of the output port is read every second for "
              "%.0f s after %.0f s warm-up. Crypto-only = dpdk-test-crypto-perf, same "
@@ -120,12 +121,12 @@ def markdown(res):
              "best crypto-perf run (used for the ratios); *med* = medians. Gbps = plaintext "
              "frames incl. FCS; cyc/pkt = TSC %.2f GHz / best pps. Decrypt: replay window off "
              "because the loop repeats sequence numbers. IMIX = 7:4:1 of 64/576/%d-byte frames. "
-             "The 1-SA case loops %d frames (one flow, held in L2); the 10k-SA case %d (one per SA, "
-             "round robin: every packet of a burst has another SA). net_pcap copies each frame "
-             "from the loop, which at 12000 frames no longer fits the caches, so 10k / 1 SA "
-             "compares with one SA over 12000 frames too."
+             "The 1-SA case loops %d frames (one flow, held in L2); the 10k-SA case %d (one "
+             "per SA, round robin: every packet of a burst has another SA). net_pcap copies "
+             "each frame from the loop, which at %d frames no longer fits the caches, so 10k / "
+             "1 SA compares with one SA over %d frames too."
              % (res["window_s"], res["warmup_s"], res["tsc_hz"] / 1e9, pcapgen.IMIX[2][0],
-                frames.get("1", 1200), frames.get("10000", 12000)))
+                frames.get("1", 1200), wide, wide, wide))
     L.append("")
     L.append("| dir | algorithm | size | crypto-only Mpps best (med) | 1 SA Mpps best (med) "
              "| Gbps | cyc/pkt | 1 SA % of crypto best (med) | 10k SA Mpps best (med) "
