@@ -235,7 +235,8 @@ static uint16_t out_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsign
 		mb[i]->l2_len = 0;
 	}
 	k = nb ? partition(mb, bad, n) : n;
-	sa->cnt[worker].drops[SA_DROP_OTHER] += n - k;
+	if (unlikely(k < n)) /* the drop counters' line is not prefetched */
+		sa->cnt[worker].drops[SA_DROP_OTHER] += n - k;
 	for (uint16_t i = 0; i < k; i++) {
 		orig[i] = mb[i];
 		len[i] = mb[i]->pkt_len;
@@ -411,7 +412,8 @@ static uint16_t in_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigne
 		nb += bad[i];
 	}
 	k = nb ? partition(mb, bad, n) : n;
-	sa->cnt[worker].drops[SA_DROP_OTHER] += n - k;
+	if (unlikely(k < n)) /* the drop counters' line is not prefetched */
+		sa->cnt[worker].drops[SA_DROP_OTHER] += n - k;
 	for (uint16_t i = 0; i < k; i++) {
 		const struct rte_esp_hdr *esp =
 		    rte_pktmbuf_mtod_offset(mb[i], const struct rte_esp_hdr *, mb[i]->l3_len);
@@ -451,7 +453,8 @@ static uint16_t in_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsign
 							 sa->window_lock ? st->top : top0),
 					       lost_seq(orig, sq, m))]++;
 	}
-	c->drops[SA_DROP_OTHER] += st->prep - st->proc;
+	if (unlikely(st->proc < st->prep))
+		c->drops[SA_DROP_OTHER] += st->prep - st->proc;
 	for (uint16_t i = st->prep; i < k; i++) {
 		enum sa_drop r = st->no_ops ? SA_DROP_OTHER : prepare_reason(sa, mb[i]);
 
@@ -541,7 +544,8 @@ static inline uint16_t within_limits(struct sa *sa, struct rte_mbuf *mb[], uint1
 				break;
 			}
 		}
-	sa->cnt[worker].drops[SA_DROP_EXPIRED] += n - k;
+	if (k < n)
+		sa->cnt[worker].drops[SA_DROP_EXPIRED] += n - k;
 	return k;
 }
 
