@@ -227,19 +227,18 @@ static void decrypt_post(struct worker *w, uint16_t in_port, struct esp_group *g
 	}
 }
 
-void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n)
+void inbound_lookup(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n,
+		    struct inbound_pending *p)
 {
-	struct rte_mbuf *esp[WORKER_BURST], *inner[WORKER_BURST];
-	struct sa *inner_sa[WORKER_BURST];
 	uint32_t spi[WORKER_BURST], dst[WORKER_BURST];
 	const void *dstp[WORKER_BURST];
 	int family[WORKER_BURST];
+	struct rte_mbuf *esp[WORKER_BURST];
 	struct sa *sas[WORKER_BURST];
-	struct esp_group groups[WORKER_BURST];
-	struct esp_job jobs[WORKER_BURST];
-	uint16_t n_esp = 0, ng = 0, n_inner = 0;
-	uint64_t now = rte_get_timer_cycles();
+	uint16_t n_esp = 0;
 
+	p->port = in_port;
+	p->n = 0;
 	for (uint16_t i = 0; i < n; i++) {
 		enum stats_drop why = STATS_DROP_ESP_MALFORMED;
 
@@ -247,7 +246,7 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 		enum kind k = parse(m, &spi[n_esp], &why);
 
 		if (unlikely(k == K_FRAG)) {
-			m = reass_add(w->id, m, now);
+			m = reass_add(w->id, m, rte_get_timer_cycles());
 			if (m == NULL)
 				continue; /* more pieces to come, or dropped and counted */
 			pkts[i] = m;
@@ -281,27 +280,40 @@ void inbound_burst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, u
 	if (n_esp == 0)
 		return;
 	sad_lookup_bulk(spi, dstp, family, n_esp, sas);
-	for (uint16_t i = 0; i < n_esp; i++)
-		if (sas[i] != NULL && (i == 0 || sas[i] != sas[i - 1]))
-			sad_prefetch(sas[i], w->id, false);
-	/* group by SA pointer only: the SAs' lines are still on their way */
 	for (uint16_t i = 0; i < n_esp; i++) {
-		struct sa *sa = sas[i];
-		uint16_t g;
-
-		if (unlikely(sa == NULL)) {
+		if (unlikely(sas[i] == NULL)) {
 			tx_drop(w, in_port, esp[i], STATS_DROP_NO_SA);
 			continue;
 		}
+		p->sa[p->n] = sas[i];
+		p->m[p->n++] = esp[i];
+	}
+}
+
+void inbound_finish(struct worker *w, struct inbound_pending *p)
+{
+	struct rte_mbuf *inner[WORKER_BURST];
+	struct sa *inner_sa[WORKER_BURST];
+	struct esp_group groups[WORKER_BURST];
+	struct esp_job jobs[WORKER_BURST];
+	uint16_t ng = 0, n_inner = 0, in_port = p->port;
+	uint64_t now = rte_get_timer_cycles();
+
+	for (uint16_t i = 0; i < p->n; i++) {
+		struct sa *sa = p->sa[i];
+		uint16_t g;
+
 		for (g = 0; g < ng && groups[g].sa != sa; g++)
 			;
 		if (g == ng) {
 			groups[g].sa = sa;
 			groups[g].n = 0;
 			ng++;
+			sad_prefetch(sa, w->id, false);
 		}
-		groups[g].m[groups[g].n++] = esp[i];
+		groups[g].m[groups[g].n++] = p->m[i];
 	}
+	p->n = 0;
 	for (uint16_t g = 0; g < ng; g++)
 		admit(w, in_port, &groups[g]);
 	for (uint16_t g = 0; g < ng; g++) {

@@ -75,8 +75,9 @@ int worker_setup(char *err, size_t errlen)
 	return 0;
 }
 
-/* Split routed IPv4 into what is for the gateway and what passes through. */
-static void route4(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+/* Split routed IPv4 into what is for the gateway (looked up into @in) and what passes through. */
+static void route4(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n,
+		   struct inbound_pending *in)
 {
 	struct rte_mbuf *local[WORKER_BURST], *transit[WORKER_BURST];
 	uint32_t hop[WORKER_BURST], thop[WORKER_BURST];
@@ -94,9 +95,47 @@ static void route4(struct worker *w, uint16_t port, struct rte_mbuf **pkts, uint
 		}
 	}
 	if (nl > 0)
-		inbound_burst(w, port, local, nl);
+		inbound_lookup(w, port, local, nl, in);
 	if (nt > 0)
 		outbound_burst(w, port, transit, thop, nt);
+}
+
+/*
+ * A wire queue: up to WORKER_RX_ROUNDS bursts while it has full ones, each
+ * burst's ESP looked up before the one before it is decrypted (inbound.h).
+ */
+static uint32_t rx_wire(struct worker *w, const struct worker_rxq *q)
+{
+	struct rte_mbuf *pkts[WORKER_BURST], *fwd[WORKER_BURST], *fwd6[WORKER_BURST];
+	struct inbound_pending in[2];
+	unsigned cur = 0;
+	uint32_t got = 0;
+
+	in[0].n = in[1].n = 0;
+	for (unsigned r = 0; r < WORKER_RX_ROUNDS; r++) {
+		uint16_t n6, nf, n = rte_eth_rx_burst(q->ethdev, q->queue, pkts, WORKER_BURST);
+
+		if (n == 0)
+			break;
+		got += n;
+		w->stats[q->port].rx += n;
+		nf = classify_burst(w, q->port, pkts, n, fwd, fwd6, &n6);
+		if (nf > 0)
+			route4(w, q->port, fwd, nf, &in[cur]);
+		cur ^= 1;
+		if (in[cur].n > 0)
+			inbound_finish(w, &in[cur]);
+		if (n6 > 0)
+			outbound6_burst(w, q->port, fwd6, n6);
+		tx_flush(w);
+		if (n < WORKER_BURST)
+			break;
+	}
+	if (in[cur ^ 1].n > 0) {
+		inbound_finish(w, &in[cur ^ 1]);
+		tx_flush(w);
+	}
+	return got;
 }
 
 static void idle(struct worker *w, unsigned *empty)
@@ -117,7 +156,7 @@ static void idle(struct worker *w, unsigned *empty)
 static int worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct rte_mbuf *pkts[WORKER_BURST], *fwd[WORKER_BURST], *fwd6[WORKER_BURST];
+	struct rte_mbuf *pkts[WORKER_BURST];
 	unsigned empty = 0;
 
 	const uint64_t tap_every = rte_get_tsc_hz() / 1000000 * WORKER_TAP_POLL_US;
@@ -137,28 +176,18 @@ static int worker_main(void *arg)
 		got = 0;
 		for (uint16_t i = 0; i < w->n_rxq; i++) {
 			const struct worker_rxq *q = &w->rxq[i];
-			uint16_t n;
 
-			if (q->tap && !tap_turn)
-				continue;
-			n = rte_eth_rx_burst(q->ethdev, q->queue, pkts, WORKER_BURST);
+			if (!q->tap) {
+				got += rx_wire(w, q);
+			} else if (tap_turn) {
+				uint16_t n = rte_eth_rx_burst(q->ethdev, q->queue, pkts, WORKER_BURST);
 
-			if (n == 0)
-				continue;
-			got += n;
-			if (q->tap) {
+				if (n == 0)
+					continue;
+				got += n;
 				tap_rx_burst(w, q->port, pkts, n);
-			} else {
-				uint16_t n6,
-				    nf = classify_burst(w, q->port, pkts, n, fwd, fwd6, &n6);
-
-				w->stats[q->port].rx += n;
-				if (nf > 0)
-					route4(w, q->port, fwd, nf);
-				if (n6 > 0)
-					outbound6_burst(w, q->port, fwd6, n6);
+				tx_flush(w);
 			}
-			tx_flush(w);
 		}
 		reass_tick(w->id, now);
 		rte_rcu_qsbr_quiescent(worker_config.qs, w->id);

@@ -17,6 +17,7 @@
 #include "stats.h"
 
 #define WORKER_BURST	     32
+#define WORKER_RX_ROUNDS     4 /* full bursts taken from one wire queue in a row */
 #define WORKER_RXQ_MAX	     (PORT_MAX * 4)
 #define WORKER_RESOLVE_CACHE 64
 #define WORKER_TAP_POLL_US   500 /* under load, read the TAPs this often (a syscall each) */
