@@ -176,18 +176,20 @@ static int worker_main(void *arg)
 		got = 0;
 		for (uint16_t i = 0; i < w->n_rxq; i++) {
 			const struct worker_rxq *q = &w->rxq[i];
+			uint16_t n;
 
 			if (!q->tap) {
 				got += rx_wire(w, q);
-			} else if (tap_turn) {
-				uint16_t n = rte_eth_rx_burst(q->ethdev, q->queue, pkts, WORKER_BURST);
-
-				if (n == 0)
-					continue;
-				got += n;
-				tap_rx_burst(w, q->port, pkts, n);
-				tx_flush(w);
+				continue;
 			}
+			if (!tap_turn)
+				continue;
+			n = rte_eth_rx_burst(q->ethdev, q->queue, pkts, WORKER_BURST);
+			if (n == 0)
+				continue;
+			got += n;
+			tap_rx_burst(w, q->port, pkts, n);
+			tx_flush(w);
 		}
 		reass_tick(w->id, now);
 		rte_rcu_qsbr_quiescent(worker_config.qs, w->id);
