@@ -122,11 +122,12 @@ def markdown(res):
              "frames incl. FCS; cyc/pkt = TSC %.2f GHz / best pps. Decrypt: replay window off "
              "because the loop repeats sequence numbers. IMIX = 7:4:1 of 64/576/%d-byte frames. "
              "The 1-SA case loops %d frames (one flow, held in L2); the 10k-SA case %d (one "
-             "per SA, round robin: every packet of a burst has another SA). net_pcap copies "
+             "per SA, %s: every packet of a burst has another SA). net_pcap copies "
              "each frame from the loop, which at %d frames no longer fits the caches, so 10k / "
              "1 SA compares with one SA over %d frames too."
              % (res["window_s"], res["warmup_s"], res["tsc_hz"] / 1e9, pcapgen.IMIX[2][0],
-                frames.get("1", 1200), wide, wide, wide))
+                frames.get("1", 1200), wide,
+                res.get("sa_order", "round robin in creation order"), wide, wide))
     L.append("")
     L.append("| dir | algorithm | size | crypto-only Mpps best (med) | 1 SA Mpps best (med) "
              "| Gbps | cyc/pkt | 1 SA % of crypto best (med) | 10k SA Mpps best (med) "
@@ -288,6 +289,7 @@ def main():
            "command": " ".join(sys.argv), "tsc_hz": tsc_hz(), "warmup_s": a.warmup,
            "window_s": a.window, "decrypt_replay_window": DECRYPT_REPLAY_WINDOW,
            "imix": pcapgen.IMIX, "frames": {str(k): v for k, v in FRAMES.items()},
+           "sa_order": "a fixed random order (seed %d)" % pcapgen.SA_ORDER_SEED,
            "cases": [], "verify": [], "errors": []}
     ns = dataplane_bench.Netns("dpb-%s" % tag)
     t_begin = time.time()

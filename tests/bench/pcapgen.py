@@ -18,6 +18,8 @@ frames written to the pcap are size - 4 bytes long (a 64-byte frame is 60 bytes 
 import hashlib
 import hmac
 import ipaddress
+import os
+import random
 import struct
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -135,10 +137,24 @@ def eth(dst_mac, src_mac, payload):
             + b"\x08\x00" + payload)
 
 
+SA_ORDER_SEED = 1
+
+
+def sa_order(nsa):
+    """The order in which the frames visit the SAs: every SA once per nsa frames, in a fixed
+    random order. In creation order, consecutive packets' SAs lie at one regular stride in
+    memory (rte_malloc's), which the CPU's hardware prefetcher follows and real traffic
+    does not give it: measured 1.7x the shuffled rate at 10,000 SAs (decrypt, 2026-12-02)."""
+    perm = list(range(nsa))
+    random.Random(SA_ORDER_SEED).shuffle(perm)
+    return perm
+
+
 def plain_frames(dst_mac, size, nsa, count):
     """ENCRYPT input: Ethernet frames (bytes)."""
     t = Templates()
-    return [eth(dst_mac, LOCAL_HOST_MAC, t.get(LOCAL_HOST, flow_addr(k % nsa), fs))
+    perm = sa_order(nsa)
+    return [eth(dst_mac, LOCAL_HOST_MAC, t.get(LOCAL_HOST, flow_addr(perm[k % nsa]), fs))
             for k, fs in enumerate(frame_sizes(size, count))]
 
 
@@ -186,8 +202,9 @@ def esp_frames(dst_mac, size, nsa, count, algo):
     enc_by_sa = {}
     seq = {}
     out = []
+    perm = sa_order(nsa)
     for k, fs in enumerate(frame_sizes(size, count)):
-        i = k % nsa
+        i = perm[k % nsa]
         if i not in enc_by_sa:
             enc, auth = keys(algo, "in", i)
             enc_by_sa[i] = EspEncoder(algo, SPI_IN + i, enc, auth)
