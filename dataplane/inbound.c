@@ -234,7 +234,6 @@ void inbound_lookup(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, 
 	const void *dstp[WORKER_BURST];
 	int family[WORKER_BURST];
 	struct rte_mbuf *esp[WORKER_BURST];
-	struct sa *sas[WORKER_BURST];
 	uint16_t n_esp = 0;
 
 	p->port = in_port;
@@ -279,13 +278,13 @@ void inbound_lookup(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, 
 	}
 	if (n_esp == 0)
 		return;
-	sad_lookup_bulk(spi, dstp, family, n_esp, sas);
+	sad_lookup_bulk(spi, dstp, family, n_esp, p->sa);
 	for (uint16_t i = 0; i < n_esp; i++) {
-		if (unlikely(sas[i] == NULL)) {
+		if (unlikely(p->sa[i] == NULL)) {
 			tx_drop(w, in_port, esp[i], STATS_DROP_NO_SA);
 			continue;
 		}
-		p->sa[p->n] = sas[i];
+		p->sa[p->n] = p->sa[i];
 		p->m[p->n++] = esp[i];
 	}
 }

@@ -38,15 +38,8 @@
 #include "upcall.h"
 #include "worker.h"
 
-#define DEFAULT_MBUFS	16383 /* 2^n - 1 is the mempool's sweet spot */
+#define DEFAULT_MBUFS	16383u /* 2^n - 1 is the mempool's sweet spot */
 #define CONTROL_TICK_MS 10
-/*
- * An idle worker's longest nap. Each wake-up costs the CPU a timer and two
- * context switches: in this project's VMs ~40-50 us, so 1 ms naps kept an idle
- * dataplane at ~5 % of a core, 2 ms at ~3.6 %; the price is up to 2 ms on the
- * first packet after a few ms of silence (--idle-sleep-us 0 busy polls).
- */
-#define IDLE_SLEEP_US_DEFAULT 2000u
 
 extern unsigned show_mbuf_baseline;
 
@@ -73,11 +66,11 @@ static void usage(FILE *f)
 		"  --config FILE        dpsecctl commands applied before any port receives\n"
 		"  --ctl ENDPOINT       control channel (default " CHAN_DEFAULT_ENDPOINT ")\n"
 		"  --idle-sleep-us N    longest nap of an idle worker, 0 = busy poll (default %u)\n"
-		"  --mbufs N            packet buffers (default 16383)\n"
+		"  --mbufs N            packet buffers (default %u)\n"
 		"  --crypto MODE        auto (intel-ipsec-mb called directly where it\n"
 		"                       runs the algorithm), cpu (cryptodev CPU crypto) or\n"
 		"                       lookaside (cryptodev queues); default auto\n",
-		IDLE_SLEEP_US_DEFAULT);
+		WORKER_IDLE_SLEEP_US_DEFAULT, DEFAULT_MBUFS);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -227,7 +220,7 @@ static void control_loop(struct chan_server *srv)
 int main(int argc, char **argv)
 {
 	struct options o = {.ctl = CHAN_DEFAULT_ENDPOINT,
-			    .idle_sleep_us = IDLE_SLEEP_US_DEFAULT,
+			    .idle_sleep_us = WORKER_IDLE_SLEEP_US_DEFAULT,
 			    .mbufs = DEFAULT_MBUFS};
 	struct gram_config cfg = {0};
 	struct chan_server *srv = NULL;

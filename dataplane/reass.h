@@ -4,8 +4,9 @@
  * reassembles before ESP processing). One rte_ip_frag table per worker; the
  * reassembled packet is copied into a single mbuf when it fits one, since the
  * ESP path works on contiguous packets. ESP-in-UDP shows its port only in the
- * first piece, so while NAT-T SAs exist every UDP packet to the gateway is reassembled here,
- * and what turns out not to be ESP (IKE) goes to the kernel cut up again.
+ * first piece, so while NAT-T SAs exist every UDP packet to the gateway is
+ * reassembled here, and what turns out not to be ESP (IKE) goes to the kernel
+ * cut up again.
  * Fragments of anything else go to the kernel as they came.
  */
 #ifndef DPSEC_REASS_H

@@ -18,7 +18,7 @@
 #define IDLE_SPIN_POLLS	    64
 #define IDLE_FIRST_SLEEP_US 4
 
-struct worker_config worker_config = {.idle_sleep_us = 1000};
+struct worker_config worker_config = {.idle_sleep_us = WORKER_IDLE_SLEEP_US_DEFAULT};
 volatile bool worker_stop;
 
 static struct worker *workers;

@@ -18,7 +18,6 @@ frames written to the pcap are size - 4 bytes long (a 64-byte frame is 60 bytes 
 import hashlib
 import hmac
 import ipaddress
-import os
 import random
 import struct
 
