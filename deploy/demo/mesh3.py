@@ -151,11 +151,7 @@ class Mesh:
                           os.path.join(self.out, s.name, "swanctl", "swanctl.conf"))
 
     def _dpsec_gateway(self, s):
-        # as in tests/netns/topo.py: the wire veths carry no kernel address or ARP
-        for ifname in ("v-inside", "v-outside"):
-            s.gw_ns.sysctl("net.ipv6.conf.%s.disable_ipv6" % ifname, "1")
-            s.gw_ns.sysctl("net.ipv4.conf.%s.rp_filter" % ifname, "1")
-            s.gw_ns.ip("link", "set", ifname, "arp", "off")
+        T.wire_ports(s.gw_ns, ("v-inside", "v-outside"))
         with open(os.path.join(self.out, s.name, "dataplane.conf")) as f:
             conf = f.read()
         s.dp = T.Dataplane(s.gw_ns, conf, ["v-inside", "v-outside"],
