@@ -176,12 +176,11 @@ def veth(ns_a, if_a, ns_b, if_b):
 def wire_ports(ns, ifnames):
     """Leave @ifnames to a dataplane's af_packet ports, as a NIC is left to DPDK.
 
-    No kernel addresses and nothing sent by the kernel on them. The kernel still
-    receives their frames, and its IP stack answers for the TAPs' addresses on any
-    interface (weak host): no ARP there, strict reverse-path filtering. And a bridge
-    that stays down: its receive handler drops each frame after the packet sockets
-    took their copy, before the IP stack looks the frame up in its routes only to
-    drop it (that was 1.15-1.25x of e2e TCP, which the kernel bounds).
+    No kernel addresses, no ARP, strict reverse-path filtering: the kernel's IP stack
+    answers for the TAPs' addresses on any interface (weak host). And a bridge kept
+    down: its receive handler drops each frame after the packet sockets took their
+    copy, before the IP stack routes it only to drop it (e2e TCP 1.11x and 1.25x in
+    two interleaved rounds).
     """
     ns.ip("link", "add", "name", "wire-sink", "type", "bridge")
     for ifname in ifnames:
