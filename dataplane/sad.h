@@ -183,6 +183,9 @@ static inline void sad_prefetch(const struct sa *sa, unsigned worker, bool outbo
 	rte_prefetch0(ipsa);
 	rte_prefetch0(ipsa + RTE_CACHE_LINE_SIZE);
 	rte_prefetch0(ipsa + 2 * RTE_CACHE_LINE_SIZE);
+	/* rte_ipsec's statistics.bytes: 0xc0 in 22.11, past the first three lines (10k SAs:
+	 * 1.32x decrypt, 1.11x encrypt at 64 B; its miss was 23 % of the decrypt worker) */
+	rte_prefetch0(ipsa + 3 * RTE_CACHE_LINE_SIZE);
 	/* the header and round keys, then the GCM hash keys short packets use */
 	for (unsigned i = 0; i < 5; i++)
 		rte_prefetch0(key + i * RTE_CACHE_LINE_SIZE);
