@@ -31,6 +31,14 @@
  */
 #define ESP_PTYPE_MARK (RTE_PTYPE_TUNNEL_ESP | RTE_PTYPE_L3_IPV4)
 
+/*
+ * bulk() loads an SA's state this many jobs before its turn. All at once (as
+ * the burst was sorted) a burst of 32 SAs asked for ~450 lines together and
+ * waited on the core's fill buffers; 10k SAs, 64 B: 1.47x decrypt at 4 ahead,
+ * 8 ahead 1.12x more, 12 and 16 no better; encrypt 1.13x.
+ */
+#define ESP_PREFETCH_AHEAD 8
+
 /* Where each packet of a burst ended up: [0,ok) good, [ok,proc) rejected by
  * rte_ipsec_pkt_process, [proc,prep) refused by the device, [prep,n) by prepare. */
 struct stage {
@@ -611,11 +619,15 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in, ui
 	uint16_t used = 0, nd = 0;
 
 	RTE_ASSERT(nj <= ESP_JOBS_MAX);
+	for (uint16_t i = 0; i < RTE_MIN(nj, ESP_PREFETCH_AHEAD); i++)
+		sad_prefetch_state(jobs[i].sa, worker, !in);
 	for (uint16_t i = 0; i < nj; i++) {
 		struct esp_job *j = &jobs[i];
 		struct sa *sa = j->sa;
 		uint16_t n = j->n;
 
+		if (i + ESP_PREFETCH_AHEAD < nj)
+			sad_prefetch_state(jobs[i + ESP_PREFETCH_AHEAD].sa, worker, !in);
 		deferred[i] = false;
 		if (sa->mb.kind != IPSECMB_JOB || n > ESP_BURST_MAX ||
 		    used + n > CRYPTO_WORKER_OPS) {

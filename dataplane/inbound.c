@@ -308,7 +308,7 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 			groups[g].sa = sa;
 			groups[g].n = 0;
 			ng++;
-			sad_prefetch(sa, w->id, false);
+			sad_prefetch(sa, false);
 		}
 		groups[g].m[groups[g].n++] = p->m[i];
 	}

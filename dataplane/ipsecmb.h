@@ -57,7 +57,7 @@ struct ipsecmb_sa {
  * header and round keys: GHASH keys H^1..H^8, whose place in gcm_key_data
  * depends on the code path the library picked (VAES AVX-512 keeps H^48..H^1
  * from the front, so H^1 is last). Set by ipsecmb_init(), lo on a line start;
- * sad_prefetch() loads these lines ahead of a burst.
+ * sad_prefetch_state() loads these lines ahead of an SA's turn.
  */
 extern uint32_t ipsecmb_hkey_lo, ipsecmb_hkey_hi;
 

@@ -162,7 +162,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 			continue;
 		sas[i] = spd_policy_sa(pol[i]);
 		if (sas[i] != NULL && (last == n || sas[i] != sas[last]))
-			sad_prefetch(sas[i], w->id, true);
+			sad_prefetch(sas[i], true);
 		last = i;
 	}
 	for (uint16_t i = 0; i < n; i++) {

@@ -170,14 +170,12 @@ static inline bool sad_natt_any(void)
  * Before a burst touches them: the lines of @sa a worker reads or writes,
  * all at addresses known without loading any of them (10k SAs miss the cache,
  * and a core has only so many misses in flight: each line left out counts).
+ * Two steps: the record itself when the burst is sorted by SA, the state
+ * ESP works on (counters, rte_ipsec's SA, keys) a few SAs ahead of its turn.
  */
-static inline void sad_prefetch(const struct sa *sa, unsigned worker, bool outbound)
+static inline void sad_prefetch(const struct sa *sa, bool outbound)
 {
 	const uint8_t *p = (const uint8_t *)sa;
-	const uint8_t *cnt = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * worker;
-	const uint8_t *ipsa = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * sad_workers;
-	const uint8_t *key = (const uint8_t *)&sa->mb;
-	unsigned key_lines;
 
 	rte_prefetch0(p);
 	rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
@@ -185,6 +183,16 @@ static inline void sad_prefetch(const struct sa *sa, unsigned worker, bool outbo
 		rte_prefetch0(p + 2 * RTE_CACHE_LINE_SIZE); /* dst */
 		rte_prefetch0(&sa->seq_taken);
 	}
+}
+
+static inline void sad_prefetch_state(const struct sa *sa, unsigned worker, bool outbound)
+{
+	const uint8_t *p = (const uint8_t *)sa;
+	const uint8_t *cnt = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * worker;
+	const uint8_t *ipsa = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * sad_workers;
+	const uint8_t *key = (const uint8_t *)&sa->mb;
+	unsigned key_lines;
+
 	/* the per-packet counters; the drop reasons past them are rare */
 	rte_prefetch0_write(cnt);
 	rte_prefetch0(ipsa);
