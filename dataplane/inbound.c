@@ -102,15 +102,16 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *cons
 	const uint8_t *l3[WORKER_BURST];
 	uint16_t len[WORKER_BURST];
 	struct spd_policy *pol[WORKER_BURST];
+	void *pol_sa[WORKER_BURST];
 	uint16_t k = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
 		l3[i] = rte_pktmbuf_mtod(m[i], const uint8_t *);
 		len[i] = rte_pktmbuf_data_len(m[i]); /* ports too, not just the IP header */
 	}
-	spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, len, n, w->id, now, pol);
+	spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, len, n, w->id, now, pol, pol_sa);
 	for (uint16_t i = 0; i < n; i++) {
-		const struct sa *bound = pol[i] != NULL ? spd_policy_sa(pol[i]) : NULL;
+		const struct sa *bound = pol_sa[i];
 
 		if (pol[i] != NULL && pol[i]->action == DPSEC__ACTION__ACT_PROTECT &&
 		    bound != NULL && same_tunnel(bound, sa[i])) {

@@ -144,7 +144,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	const uint8_t *l3[WORKER_BURST];
 	uint16_t l3_len[WORKER_BURST];
 	struct spd_policy *pol[WORKER_BURST];
-	struct sa *sas[WORKER_BURST];
+	void *sas[WORKER_BURST]; /* struct sa */
 	struct rte_mbuf *plain[WORKER_BURST], *other[WORKER_BURST];
 	uint32_t plain_hop[WORKER_BURST], other_hop[WORKER_BURST];
 	struct esp_group groups[WORKER_BURST];
@@ -152,16 +152,12 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	uint64_t now = rte_get_timer_cycles();
 
 	l3_of(pkts, n, l3, l3_len);
-	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET, l3, l3_len, n, w->id, now, pol);
+	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET, l3, l3_len, n, w->id, now, pol, sas);
 	/* start loading every SA of the burst before the first one is needed */
-	for (uint16_t i = 0; i < n; i++)
-		if (pol[i] != NULL)
-			rte_prefetch0(pol[i]);
 	for (uint16_t i = 0, last = n; i < n; i++) {
-		if (pol[i] == NULL || pol[i]->action != DPSEC__ACTION__ACT_PROTECT)
+		if (sas[i] == NULL)
 			continue;
-		sas[i] = spd_policy_sa(pol[i]);
-		if (sas[i] != NULL && (last == n || sas[i] != sas[last]))
+		if (last == n || sas[i] != sas[last])
 			sad_prefetch(sas[i], true);
 		last = i;
 	}
@@ -206,7 +202,8 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	if (n_other > 0) {
 		/* No outbound policy: cleartext an inbound protect policy covers is refused. */
 		l3_of(other, n_other, l3, l3_len);
-		spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, l3_len, n_other, w->id, now, pol);
+		spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, l3_len, n_other, w->id, now, pol,
+			     NULL);
 		for (uint16_t i = 0; i < n_other; i++) {
 			if (pol[i] != NULL && pol[i]->action != DPSEC__ACTION__ACT_BYPASS) {
 				tx_drop(w, in_port, other[i], STATS_DROP_POLICY);
@@ -250,7 +247,7 @@ static void classify_out6(struct worker *w, uint16_t port, struct rte_mbuf **pkt
 		l3[i] = (const uint8_t *)forward_ip6(pkts[i]);
 		len[i] = (uint16_t)(rte_pktmbuf_data_len(pkts[i]) - pkts[i]->l2_len);
 	}
-	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET6, l3, len, n, w->id, now, pol);
+	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET6, l3, len, n, w->id, now, pol, NULL);
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		const struct spd_policy *p = pol[i];
@@ -283,7 +280,7 @@ static void classify_out6(struct worker *w, uint16_t port, struct rte_mbuf **pkt
 			l3[i] = (const uint8_t *)forward_ip6(other[i]);
 			len[i] = (uint16_t)(rte_pktmbuf_data_len(other[i]) - other[i]->l2_len);
 		}
-		spd_classify(DPSEC__DIR__DIR_IN, AF_INET6, l3, len, n_other, w->id, now, pol);
+		spd_classify(DPSEC__DIR__DIR_IN, AF_INET6, l3, len, n_other, w->id, now, pol, NULL);
 		for (uint16_t i = 0; i < n_other; i++) {
 			if (pol[i] != NULL && pol[i]->action != DPSEC__ACTION__ACT_BYPASS) {
 				tx_drop(w, port, other[i], STATS_DROP_POLICY);

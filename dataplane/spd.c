@@ -65,15 +65,18 @@ struct spd_wstat {
  * Direct-mapped: sized for tens of thousands of flows (4096 entries held
  * 10,000 flows badly: 10k-SA encrypt ran 25 % slower). Entries carry the SPD
  * epoch; every commit bumps it, so no entry outlives the context (and slots)
- * it was computed from.
+ * it was computed from. Entries keep the policy's SA too, so that with many
+ * SAs the SA starts loading without waiting for the policy's line; binding an
+ * SA bumps the epoch as well.
  */
-#define FLOW_CACHE_SIZE 65536 /* per direction; a power of two (1.5 MB) */
+#define FLOW_CACHE_SIZE 65536 /* per direction; a power of two (2 MB) */
 
 struct flow_ent {
 	uint64_t addrs; /* source and destination as on the wire */
 	uint64_t rest;	/* ports << 8 | protocol */
 	uint32_t epoch; /* 0: never filled */
 	uint32_t res;	/* rte_acl result: slot + 1, 0 = no policy */
+	void *sa;	/* the policy's SA when filled */
 };
 
 struct flow_cache {
@@ -243,7 +246,8 @@ static inline void count(struct spd_wstat *w, uint64_t now)
 }
 
 void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t l3_len[],
-		  uint16_t n, unsigned worker, uint64_t now_tsc, struct spd_policy *out[])
+		  uint16_t n, unsigned worker, uint64_t now_tsc, struct spd_policy *out[],
+		  void *out_sa[])
 {
 	bool v6 = family == AF_INET6;
 	const struct rte_acl_ctx *ctx;
@@ -291,6 +295,8 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 			const uint8_t *d = keys[i];
 
 			out[base + i] = NULL;
+			if (out_sa != NULL)
+				out_sa[base + i] = NULL;
 			if (unlikely(d == NULL))
 				continue;
 			miss[k] = NULL;
@@ -302,6 +308,8 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 					 * now, count once the whole burst is looked up */
 					if (e->res != 0) {
 						out[base + i] = &spd.tab[e->res - 1];
+						if (out_sa != NULL)
+							out_sa[base + i] = e->sa;
 						rte_prefetch0(out[base + i]);
 						rte_prefetch0_write(&ws[e->res - 1]);
 						hit[nh++] = e->res - 1;
@@ -322,13 +330,18 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 			continue;
 		rte_acl_classify(ctx, data, res, k, 1);
 		for (i = 0; i < k; i++) {
+			void *sa = res[i] != 0 ? spd_policy_sa(&spd.tab[res[i] - 1]) : NULL;
+
 			if (miss[i] != NULL) {
 				miss[i]->res = res[i];
+				miss[i]->sa = sa;
 				miss[i]->epoch = epoch;
 			}
 			if (res[i] == 0)
 				continue;
 			out[idx[i]] = &spd.tab[res[i] - 1];
+			if (out_sa != NULL)
+				out_sa[idx[i]] = sa;
 			count(&ws[res[i] - 1], now_tsc);
 		}
 	}
@@ -1005,6 +1018,14 @@ int spd_flush(const char *owner, char *err, size_t errlen)
 	return changed(err, errlen);
 }
 
+/* Flow-cache entries hold the SA they were filled with: after a rebind none may count. */
+static unsigned sa_rebound(unsigned n)
+{
+	if (n > 0)
+		__atomic_store_n(&spd.epoch, spd.epoch + 1, __ATOMIC_RELEASE);
+	return n;
+}
+
 unsigned spd_replace_sa(const void *old, void *sa)
 {
 	unsigned n = 0;
@@ -1017,7 +1038,7 @@ unsigned spd_replace_sa(const void *old, void *sa)
 		__atomic_store_n(&r->sa, sa, __ATOMIC_RELEASE);
 		n++;
 	}
-	return n;
+	return sa_rebound(n);
 }
 
 unsigned spd_bind_sa(int dir, uint32_t spi, const uint8_t *sa_dst, size_t sa_len, void *sa)
@@ -1036,7 +1057,7 @@ unsigned spd_bind_sa(int dir, uint32_t spi, const uint8_t *sa_dst, size_t sa_len
 		__atomic_store_n(&r->sa, sa, __ATOMIC_RELEASE);
 		n++;
 	}
-	return n;
+	return sa_rebound(n);
 }
 
 void spd_set_sa_resolver(spd_sa_resolver_t fn)

@@ -113,9 +113,12 @@ uint64_t spd_build_count(void);
  * truncated L4 header) match as ports 0, i.e. only selectors whose port range holds 0
  * (normally: none given). @out[i] is the matching policy or NULL; it stays valid until
  * @worker next reports quiescent. Counts a packet and @now_tsc on each match.
+ * @out_sa, unless NULL: spd_policy_sa() of each match (NULL for none), most
+ * often from the flow cache, i.e. without touching the policy's line.
  */
 void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t l3_len[],
-		  uint16_t n, unsigned worker, uint64_t now_tsc, struct spd_policy *out[]);
+		  uint16_t n, unsigned worker, uint64_t now_tsc, struct spd_policy *out[],
+		  void *out_sa[]);
 
 /* Trap policies: true at most once per second per policy and worker (raise ACQUIRE). */
 bool spd_trap_should_raise(const struct spd_policy *p, unsigned worker, uint64_t now_tsc);

@@ -212,14 +212,34 @@ static struct pkt pkt6(const char *src, const char *dst, unsigned proto, unsigne
 	return pkt6x(src, dst, proto, sport, dport, 0);
 }
 
-static struct spd_policy *classify_on(int dir, const struct pkt *p, unsigned worker)
+/* @sa: the SA spd_classify() reported with the match, checked against the policy's own */
+static struct spd_policy *classify_sa(int dir, const struct pkt *p, unsigned worker, void **sa)
 {
 	const uint8_t *l3[1] = {p->b};
 	uint16_t len[1] = {p->len};
 	struct spd_policy *out[1];
+	void *out_sa[1];
 
-	spd_classify(dir, p->family, l3, len, 1, worker, rte_rdtsc(), out);
+	spd_classify(dir, p->family, l3, len, 1, worker, rte_rdtsc(), out, out_sa);
+	assert_ptr_equal(out_sa[0], out[0] != NULL ? spd_policy_sa(out[0]) : NULL);
+	*sa = out_sa[0];
 	return out[0];
+}
+
+static struct spd_policy *classify_on(int dir, const struct pkt *p, unsigned worker)
+{
+	void *sa;
+
+	return classify_sa(dir, p, worker, &sa);
+}
+
+/* The SA a (possibly cached) classification hands the worker. */
+static void *sa_on(int dir, const struct pkt *p, unsigned worker)
+{
+	void *sa;
+
+	classify_sa(dir, p, worker, &sa);
+	return sa;
 }
 
 static struct spd_policy *classify(int dir, struct pkt p)
@@ -399,7 +419,7 @@ static void test_lookup4(void **state)
 			l3[i] = p[i].b;
 			len[i] = p[i].len;
 		}
-		spd_classify(OUT, AF_INET, l3, len, RTE_DIM(p), 0, rte_rdtsc(), out);
+		spd_classify(OUT, AF_INET, l3, len, RTE_DIM(p), 0, rte_rdtsc(), out, NULL);
 		for (i = 0; i < RTE_DIM(p); i++) {
 			if (i % 5 == 0)
 				assert_null(out[i]);
@@ -538,12 +558,15 @@ static void test_counters_dump_sa(void **state)
 	assert_null(spd_policy_sa(classify_on(OUT, &k, 1)));
 	/* an inbound SA with the same SPI must not capture an outbound policy */
 	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_IN, 0x101, d, 4, (void *)0x3000), 0);
+	/* worker 1's flow cache now holds the flow with no SA: binds must not leave it stale */
+	assert_null(sa_on(OUT, &k, 1));
 	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_OUT, 0x101, d, 4, (void *)0x2000), 1);
-	assert_ptr_equal(spd_policy_sa(classify_on(OUT, &k, 1)), (void *)0x2000);
+	assert_ptr_equal(sa_on(OUT, &k, 1), (void *)0x2000);
+	assert_ptr_equal(sa_on(OUT, &k, 1), (void *)0x2000);
 	assert_int_equal(spd_replace_sa((void *)0x2000, (void *)0x4000), 1);
-	assert_ptr_equal(spd_policy_sa(classify_on(OUT, &k, 1)), (void *)0x4000);
+	assert_ptr_equal(sa_on(OUT, &k, 1), (void *)0x4000);
 	assert_int_equal(spd_replace_sa((void *)0x4000, NULL), 1);
-	assert_null(spd_policy_sa(classify_on(OUT, &k, 1)));
+	assert_null(sa_on(OUT, &k, 1));
 	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_OUT, 0x101, d, 4, NULL), 1);
 	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_OUT, 0x102, d, 4, NULL), 0);
 	spd_set_sa_resolver(NULL);
@@ -566,13 +589,13 @@ static void test_counters_dump_sa(void **state)
 	assert_int_equal(v[1]->policy->priority, 1000);
 	assert_int_equal(v[1]->policy->sel->dst->len, 24);
 	assert_false(v[1]->policy->sel->has_sport_lo);
-	assert_int_equal(v[1]->packets, 7);
+	assert_int_equal(v[1]->packets, 9);
 	assert_true(v[1]->last_use >= (uint64_t)time(NULL) - 5);
 	spd_dump_free(v, n);
 
 	req_fill(&r, &p);
 	assert_int_equal(spd_query(&r.del, &q, err, sizeof(err)), 0);
-	assert_int_equal(q->packets, 7);
+	assert_int_equal(q->packets, 9);
 	dpsec__policy_info__free_unpacked(q, NULL);
 	r.del.dir = IN;
 	assert_int_equal(spd_query(&r.del, &q, err, sizeof(err)), -ENOENT);
@@ -692,7 +715,7 @@ static void *reader(void *arg)
 	rte_rcu_qsbr_thread_register(qs, READER_ID);
 	rte_rcu_qsbr_thread_online(qs, READER_ID);
 	while (!__atomic_load_n(&reader_stop, __ATOMIC_RELAXED)) {
-		spd_classify(OUT, AF_INET, l3, len, 2, READER_ID, rte_rdtsc(), out);
+		spd_classify(OUT, AF_INET, l3, len, 2, READER_ID, rte_rdtsc(), out, NULL);
 		/* A is always there, with one of its two SAs */
 		if (out[0] == NULL || !policy_is(out[0], net_a, 24) ||
 		    (out[0]->spi != SPI_A1 && out[0]->spi != SPI_A2))
