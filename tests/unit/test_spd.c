@@ -212,7 +212,8 @@ static struct pkt pkt6(const char *src, const char *dst, unsigned proto, unsigne
 	return pkt6x(src, dst, proto, sport, dport, 0);
 }
 
-/* @sa: the SA spd_classify() reported with the match, checked against the policy's own */
+/* @sa (unless NULL): the SA spd_classify() handed out with the match, which must be the
+ * policy's own, cached or not */
 static struct spd_policy *classify_sa(int dir, const struct pkt *p, unsigned worker, void **sa)
 {
 	const uint8_t *l3[1] = {p->b};
@@ -222,18 +223,16 @@ static struct spd_policy *classify_sa(int dir, const struct pkt *p, unsigned wor
 
 	spd_classify(dir, p->family, l3, len, 1, worker, rte_rdtsc(), out, out_sa);
 	assert_ptr_equal(out_sa[0], out[0] != NULL ? spd_policy_sa(out[0]) : NULL);
-	*sa = out_sa[0];
+	if (sa != NULL)
+		*sa = out_sa[0];
 	return out[0];
 }
 
 static struct spd_policy *classify_on(int dir, const struct pkt *p, unsigned worker)
 {
-	void *sa;
-
-	return classify_sa(dir, p, worker, &sa);
+	return classify_sa(dir, p, worker, NULL);
 }
 
-/* The SA a (possibly cached) classification hands the worker. */
 static void *sa_on(int dir, const struct pkt *p, unsigned worker)
 {
 	void *sa;
@@ -561,8 +560,8 @@ static void test_counters_dump_sa(void **state)
 	/* worker 1's flow cache now holds the flow with no SA: binds must not leave it stale */
 	assert_null(sa_on(OUT, &k, 1));
 	assert_int_equal(spd_bind_sa(DPSEC__DIR__DIR_OUT, 0x101, d, 4, (void *)0x2000), 1);
-	assert_ptr_equal(sa_on(OUT, &k, 1), (void *)0x2000);
-	assert_ptr_equal(sa_on(OUT, &k, 1), (void *)0x2000);
+	assert_ptr_equal(sa_on(OUT, &k, 1), (void *)0x2000); /* refilled after the bind */
+	assert_ptr_equal(sa_on(OUT, &k, 1), (void *)0x2000); /* and now a cache hit */
 	assert_int_equal(spd_replace_sa((void *)0x2000, (void *)0x4000), 1);
 	assert_ptr_equal(sa_on(OUT, &k, 1), (void *)0x4000);
 	assert_int_equal(spd_replace_sa((void *)0x4000, NULL), 1);
