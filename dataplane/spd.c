@@ -119,7 +119,7 @@ static struct {
 	bool dirty[2][2];
 	uint64_t seq;
 	uint32_t gen;
-	uint32_t epoch;		  /* bumped after every publish; atomic (flow caches) */
+	uint32_t epoch;		  /* flow caches: see flow_caches_expire() */
 	struct flow_cache *flows; /* [n_flows], hugepages */
 	unsigned n_flows;
 	uint64_t builds;
@@ -128,6 +128,12 @@ static struct {
 	uint64_t unix0;
 	spd_sa_resolver_t resolve;
 } spd;
+
+/* Control thread: every worker's cached flows stop counting from their next burst. */
+static void flow_caches_expire(void)
+{
+	__atomic_store_n(&spd.epoch, spd.epoch + 1, __ATOMIC_RELEASE);
+}
 
 static struct rte_acl_config acl_cfg4, acl_cfg6;
 
@@ -814,7 +820,7 @@ static int commit(char *err, size_t errlen)
 	}
 	/* cached results of the old contexts stop counting (after the contexts: see classify) */
 	if (published)
-		__atomic_store_n(&spd.epoch, spd.epoch + 1, __ATOMIC_RELEASE);
+		flow_caches_expire();
 	/* ... before break: no worker can still hold an old context or a dying slot */
 	if (published)
 		rte_rcu_qsbr_synchronize(spd.qs, RTE_QSBR_THRID_INVALID);
@@ -1022,7 +1028,7 @@ int spd_flush(const char *owner, char *err, size_t errlen)
 static unsigned sa_rebound(unsigned n)
 {
 	if (n > 0)
-		__atomic_store_n(&spd.epoch, spd.epoch + 1, __ATOMIC_RELEASE);
+		flow_caches_expire();
 	return n;
 }
 
