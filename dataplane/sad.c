@@ -164,7 +164,9 @@ int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errl
 	/* what sad_prefetch counts on: inbound needs two lines of struct sa, outbound three */
 	RTE_BUILD_BUG_ON(offsetof(struct sa, hard.bytes) + sizeof(uint64_t) >
 			 2 * RTE_CACHE_LINE_SIZE);
-	RTE_BUILD_BUG_ON(offsetof(struct sa, dst) + 16 > 3 * RTE_CACHE_LINE_SIZE);
+	RTE_BUILD_BUG_ON(offsetof(struct sa, seq_taken) + sizeof(uint64_t) >
+			 3 * RTE_CACHE_LINE_SIZE);
+	RTE_BUILD_BUG_ON(offsetof(struct sa, dst) < 2 * RTE_CACHE_LINE_SIZE);
 	memset(natt_refs, 0, sizeof(natt_refs));
 	memset(sad_natt_ports, 0, sizeof(sad_natt_ports));
 	sad_natt_inbound = 0;
