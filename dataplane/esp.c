@@ -620,14 +620,14 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in, ui
 
 	RTE_ASSERT(nj <= ESP_JOBS_MAX);
 	for (uint16_t i = 0; i < RTE_MIN(nj, ESP_PREFETCH_AHEAD); i++)
-		sad_prefetch_state(jobs[i].sa, worker, !in);
+		sad_prefetch_state(jobs[i].sa, worker);
 	for (uint16_t i = 0; i < nj; i++) {
 		struct esp_job *j = &jobs[i];
 		struct sa *sa = j->sa;
 		uint16_t n = j->n;
 
 		if (i + ESP_PREFETCH_AHEAD < nj)
-			sad_prefetch_state(jobs[i + ESP_PREFETCH_AHEAD].sa, worker, !in);
+			sad_prefetch_state(jobs[i + ESP_PREFETCH_AHEAD].sa, worker);
 		deferred[i] = false;
 		if (sa->mb.kind != IPSECMB_JOB || n > ESP_BURST_MAX ||
 		    used + n > CRYPTO_WORKER_OPS) {

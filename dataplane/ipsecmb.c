@@ -30,7 +30,7 @@ struct scratch {
 } __rte_cache_aligned;
 static struct scratch *scratch;
 
-uint32_t ipsecmb_hkey_lo, ipsecmb_hkey_hi; /* empty until ipsecmb_init() */
+static uint32_t hkey_lo, hkey_hi; /* H^1..H^8 in struct ipsecmb_sa, set by ipsecmb_init() */
 
 /* Where the library's GHASH code reads H^1..H^8 (its gcm_keys_*.asm layouts). */
 static void hkey_layout(const IMB_MGR *m)
@@ -41,14 +41,14 @@ static void hkey_layout(const IMB_MGR *m)
 	/* the library's own test for its VAES GCM code (init_mb_mgr_avx512) */
 	if (m->used_arch == IMB_ARCH_AVX512 && (m->features & vaes) == vaes) {
 		/* H^48 first: H^8..H^1 are the table's last 8 entries */
-		ipsecmb_hkey_lo = base + (48 - 8) * 16;
-		ipsecmb_hkey_hi = base + 48 * 16;
+		hkey_lo = base + (48 - 8) * 16;
+		hkey_hi = base + 48 * 16;
 	} else {
 		/* AVX2/AVX-512 keep H^8..H^1, SSE/AVX H^1..H^8: both the first 8 */
-		ipsecmb_hkey_lo = base;
-		ipsecmb_hkey_hi = base + 8 * 16;
+		hkey_lo = base;
+		hkey_hi = base + 8 * 16;
 	}
-	ipsecmb_hkey_lo = RTE_ALIGN_FLOOR(ipsecmb_hkey_lo, RTE_CACHE_LINE_SIZE);
+	hkey_lo = RTE_ALIGN_FLOOR(hkey_lo, RTE_CACHE_LINE_SIZE);
 }
 
 int ipsecmb_init(unsigned n_workers, char *err, size_t errlen)
@@ -259,6 +259,47 @@ bool ipsecmb_sa_init(struct ipsecmb_sa *k, const struct rte_crypto_sym_xform *xf
 void ipsecmb_sa_wipe(struct ipsecmb_sa *k)
 {
 	explicit_bzero(k, sizeof(*k));
+}
+
+static uint16_t lines_of(const struct ipsecmb_sa *k, const void *p, size_t len)
+{
+	size_t lo = (size_t)((const uint8_t *)p - (const uint8_t *)k) / RTE_CACHE_LINE_SIZE;
+	size_t hi =
+	    ((size_t)((const uint8_t *)p - (const uint8_t *)k) + len - 1) / RTE_CACHE_LINE_SIZE;
+	uint16_t bits = 0;
+
+	for (size_t i = lo; i <= hi; i++)
+		bits |= (uint16_t)(1u << i);
+	return bits;
+}
+
+uint16_t ipsecmb_sa_lines(const struct ipsecmb_sa *k)
+{
+	/* round keys: one per round and the initial one, 16 bytes each */
+	size_t rk = 16 * (k->key_len == 32 ? 15 : 11);
+	uint16_t bits = lines_of(k, k, offsetof(struct ipsecmb_sa, k));
+
+	RTE_BUILD_BUG_ON(sizeof(struct ipsecmb_sa) > 16 * RTE_CACHE_LINE_SIZE);
+	switch (k->kind) {
+	case IPSECMB_GCM:
+		bits |= lines_of(k, k->k.gcm.expanded_keys, rk);
+		if (hkey_hi > hkey_lo)
+			bits |= lines_of(k, (const uint8_t *)k + hkey_lo, hkey_hi - hkey_lo);
+		break;
+	case IPSECMB_JOB:
+		if (k->cipher == IMB_CIPHER_CHACHA20_POLY1305) {
+			bits |= lines_of(k, k->k.chacha, sizeof(k->k.chacha));
+			break;
+		}
+		if (k->cipher != IMB_CIPHER_NULL)
+			bits |= lines_of(k,
+					 k->decrypt && k->cipher == IMB_CIPHER_CBC ? k->k.cbc.dec
+										   : k->k.cbc.enc,
+					 rk);
+		bits |= lines_of(k, k->k.cbc.ipad, sizeof(k->k.cbc.ipad) + sizeof(k->k.cbc.opad));
+		break;
+	}
+	return bits;
 }
 
 /* ---- workers ---- */

@@ -52,15 +52,6 @@ struct ipsecmb_sa {
 	} k;
 } __rte_cache_aligned;
 
-/*
- * The bytes of struct ipsecmb_sa a GCM SA's short packet reads besides the
- * header and round keys: GHASH keys H^1..H^8, whose place in gcm_key_data
- * depends on the code path the library picked (VAES AVX-512 keeps H^48..H^1
- * from the front, so H^1 is last). Set by ipsecmb_init(), lo on a line start;
- * sad_prefetch_state() loads these lines ahead of an SA's turn.
- */
-extern uint32_t ipsecmb_hkey_lo, ipsecmb_hkey_hi;
-
 /* Job managers for @n_workers workers and the control thread. 0 or -errno with @err. */
 int ipsecmb_init(unsigned n_workers, char *err, size_t errlen);
 void ipsecmb_fini(void);
@@ -75,6 +66,13 @@ const char *ipsecmb_arch(void);
  */
 bool ipsecmb_sa_init(struct ipsecmb_sa *k, const struct rte_crypto_sym_xform *xf);
 void ipsecmb_sa_wipe(struct ipsecmb_sa *k);
+/*
+ * The cache lines of @k (bit i: bytes 64i..64i+63) a worker reads for it:
+ * the header, the round keys of its key size and direction, and the GHASH
+ * keys a short GCM packet uses (where depends on the code path the library
+ * picked) or the HMAC states. For prefetching an SA's crypto ahead of its turn.
+ */
+uint16_t ipsecmb_sa_lines(const struct ipsecmb_sa *k);
 
 /*
  * Worker @worker: run the crypto of @n ops rte_ipsec_pkt_crypto_prepare()

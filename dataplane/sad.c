@@ -665,6 +665,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		goto out;
 
 	sa_geometry(sa, b.prm.crypto_xform);
+	sa->key_lines = ipsecmb_sa_lines(&sa->mb);
 	sa->inbound = inbound;
 	sa->reqid = m->has_reqid ? m->reqid : 0;
 	snprintf(sa->owner, sizeof(sa->owner), "%s", m->owner ? m->owner : "");
