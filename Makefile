@@ -126,6 +126,11 @@ $(BUILD)/tests/esp_test: $(ESP_TEST_SRC) $(wildcard dataplane/crypto.h dataplane
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -Wno-unused-parameter $(OPT) -I$(GEN) -Iproto -Idataplane $(DPDK_CFLAGS) -o $@ $(ESP_TEST_SRC) $(DPDK_LIBS) -lIPSec_MB -lpcap -lprotobuf-c
 
+# Memory latency probe for `make bench` (its account of the 10k-SA cases).
+$(BUILD)/bench/memlat: tests/bench/memlat.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(OPT) -o $@ $<
+
 # ---- dpsec-ike: charon on Debian's libcharon ------------------------------------------------
 # Debian ships no libcharon-dev: headers come from the strongSwan source `make deps` fetches,
 # with controlplane/ike_config.h force-included as their config.h. The -Wno flags cover

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import sys
 import time
 import traceback
@@ -207,6 +208,17 @@ def markdown(res):
                 L.append("")
                 L.append("%s: %s" % (k, res["e2e"][k]))
         L.append("")
+    if res.get("memlat"):
+        L.append("Memory, same run (`build/bench/memlat`: dependent loads, one per 64-B line "
+                 "in a random order, transparent huge pages, on the worker's CPU), TSC cycles "
+                 "per load: %s. With 10k SAs every packet of a burst reads another SA's 12-13 "
+                 "lines (SA, its counters, rte_ipsec's SA, keys; GCM-128) and 3 of the SPD "
+                 "(flow entry, policy, its counters): ~16 lines, 10 MB across the 10k, past "
+                 "the sizes that answer from cache here, so each packet waits on memory for "
+                 "each of them, overlapped only as far as the core's misses in flight allow." % ", ".join("%s %.0f" % (
+                     "%d MiB" % (k // 1024) if k >= 1024 else "%d KiB" % k, c)
+                     for k, c in res["memlat"]))
+        L.append("")
     if res.get("errors"):
         L.append("Errors: %s" % res["errors"])
         L.append("")
@@ -240,6 +252,20 @@ def evaluate_targets(res):
         out.append({"what": "e2e TCP >= 4x stock strongSwan", "measured": "%.1fx" % (d / s),
                     "met": "met" if d / s >= TARGET_E2E_TCP else "not met"})
     return out
+
+
+MEMLAT_KIB = (256, 1024, 2048, 4096, 8192, 16384, 65536)
+WORKER_CPU = 1  # the dataplane's worker lcore (dataplane_bench: -l 0,1)
+
+
+def memlat(outdir):
+    """[[KiB, cycles per dependent load], ...] on the worker's CPU (tests/bench/memlat.c)."""
+    p = subprocess.run([os.path.join(outdir, "memlat"), "-c", str(WORKER_CPU)]
+                       + [str(k) for k in MEMLAT_KIB], capture_output=True, text=True,
+                       timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError("memlat: %s" % p.stderr.strip())
+    return [[int(k), float(c)] for k, c in (ln.split() for ln in p.stdout.splitlines())]
 
 
 def save(res, outdir):
@@ -291,6 +317,10 @@ def main():
            "imix": pcapgen.IMIX, "frames": {str(k): v for k, v in FRAMES.items()},
            "sa_order": "a fixed random order (seed %d)" % pcapgen.SA_ORDER_SEED,
            "cases": [], "verify": [], "errors": []}
+    try:
+        res["memlat"] = memlat(outdir)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        res["errors"].append(str(e))
     ns = dataplane_bench.Netns("dpb-%s" % tag)
     t_begin = time.time()
     try:

@@ -24,7 +24,7 @@ cleanup
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-make -j2 all
+make -j2 all "$OUT/memlat"
 deploy/hugepages.sh
 mkdir -p "$OUT"
 # Whole run bounded: ~15 min matrix + e2e; never hang a CI slot.
