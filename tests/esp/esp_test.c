@@ -192,10 +192,10 @@ static void print_result(const char *name, const Dpsec__SaAdd *id, uint16_t ok)
 	size_t n = sad_dump(&info);
 
 	printf("result name=%s ok=%u dev=%s mode=%s", name, ok, sa ? sa->dev_name : "?",
-	       sa == NULL				     ? "?"
-	       : sa->mb.kind != IPSECMB_NONE		     ? "ipsec-mb"
+	       sa == NULL					    ? "?"
+	       : sa->mb.kind != IPSECMB_NONE			    ? "ipsec-mb"
 	       : sa->ss.type == RTE_SECURITY_ACTION_TYPE_CPU_CRYPTO ? "cpu"
-								     : "lookaside");
+								    : "lookaside");
 	for (size_t i = 0; i < n; i++) {
 		if (info[i]->sa->spi != id->spi)
 			continue;
@@ -385,6 +385,43 @@ static uint16_t send_out(struct sa *sa, unsigned n)
 	return k;
 }
 
+/* sad_prefetch_state()'s plan for @sa covers bytes [@p, @p + @len) of its key block */
+static bool plans(const struct sa *sa, const void *p, size_t len)
+{
+	size_t o = (size_t)((const uint8_t *)p - (const uint8_t *)&sa->mb);
+
+	for (size_t l = o / RTE_CACHE_LINE_SIZE; l <= (o + len - 1) / RTE_CACHE_LINE_SIZE; l++)
+		if (!((sa->key_lines >> l) & 1))
+			return false;
+	return true;
+}
+
+/* ipsecmb_sa_lines(): what the crypto reads and no more (each extra line is a memory trip
+ * with many SAs); an SA on a cryptodev only has its key block's header read */
+static void check_key_lines(const struct sa *sa, bool cbc_in)
+{
+	const struct ipsecmb_sa *k = &sa->mb;
+	unsigned n = (unsigned)__builtin_popcount(sa->key_lines);
+
+	if (k->kind == IPSECMB_NONE) {
+		CHECK(sa->key_lines == 1, "cryptodev SA: key lines %#x", sa->key_lines);
+		return;
+	}
+	CHECK(plans(sa, k, offsetof(struct ipsecmb_sa, k)), "header line: %#x", sa->key_lines);
+	if (!cbc_in) {
+		/* GCM-128: three lines of round keys (not AES-256's fourth), two of GHASH keys */
+		CHECK(k->kind == IPSECMB_GCM && plans(sa, k->k.gcm.expanded_keys, 11 * 16) &&
+			  !((sa->key_lines >> 3) & 1) && n == 5,
+		      "gcm-128 key lines %#x", sa->key_lines);
+		return;
+	}
+	/* CBC-128 decrypt + HMAC: header, decryption round keys, HMAC states; no encryption keys */
+	CHECK(k->kind == IPSECMB_JOB && plans(sa, k->k.cbc.dec, 11 * 16) &&
+		  plans(sa, k->k.cbc.ipad, 2 * sizeof(k->k.cbc.ipad)) && !(sa->key_lines & 0x6) &&
+		  n == 7,
+	      "cbc-128 inbound key lines %#x", sa->key_lines);
+}
+
 static int selftest(void)
 {
 	struct sa_msg s;
@@ -405,6 +442,7 @@ static int selftest(void)
 	CHECK(sad_add(&s.m, err, sizeof(err)) == 0, "replace: %s", err);
 	sa2 = sad_lookup(htonl(0x100), s.dst, AF_INET);
 	CHECK(sa2 != NULL && sa2 != sa, "replace gives a new record");
+	check_key_lines(sa2, false);
 
 	/* same SPI, other destination: a different SA */
 	msg_init(&s, "192.0.2.1", "192.0.2.3", 0x100, false);
@@ -462,6 +500,19 @@ static int selftest(void)
 	s.m.enc_key = (ProtobufCBinaryData){16, s.ek};
 	rc = sad_add(&s.m, err, sizeof(err));
 	CHECK(rc == -EINVAL, "cbc without auth: %d %s", rc, err);
+	s.m.has_integ = true;
+	s.m.integ = DPSEC__INTEG__HMAC_SHA256_128;
+	s.m.has_auth_key = true;
+	s.m.auth_key = (ProtobufCBinaryData){32, s.ak};
+	CHECK(sad_add(&s.m, err, sizeof(err)) == 0, "cbc+hmac in: %s", err);
+	sa = sad_lookup(htonl(0x200), s.dst, AF_INET);
+	CHECK(sa != NULL, "cbc+hmac in: lookup");
+	if (sa != NULL)
+		check_key_lines(sa, true);
+	id.dst = (ProtobufCBinaryData){4, s.dst};
+	id.spi = 0x200;
+	CHECK(sad_del(&id, err, sizeof(err)) == 0, "cbc+hmac in: del: %s", err);
+	sad_reclaim();
 	msg_init(&s, "192.0.2.1", "192.0.2.2", 0x200, true);
 	msg_aead(&s, DPSEC__AEAD__AES_GCM_128, GCM128_KEY);
 	s.m.has_replay_window = true;
@@ -539,8 +590,8 @@ static int selftest(void)
 		CHECK(send_out(sa, 8) == 8, "8 more after the lease moved");
 		id.spi = 0x200; /* the inbound SA above */
 		rc = sad_lease(&l, err, sizeof(err));
-		CHECK(rc == -EINVAL && strstr(err, "inbound"), "no lease for an inbound SA: %d %s", rc,
-		      err);
+		CHECK(rc == -EINVAL && strstr(err, "inbound"), "no lease for an inbound SA: %d %s",
+		      rc, err);
 	}
 
 	/* dump: keys never, counters summed */
