@@ -244,7 +244,7 @@ static uint16_t out_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsign
 	}
 	k = nb ? partition(mb, bad, n) : n;
 	if (unlikely(k < n)) /* the drop counters' line is not prefetched */
-		sa->cnt[worker].drops[SA_DROP_OTHER] += n - k;
+		sad_cnt(sa)[worker].drops[SA_DROP_OTHER] += n - k;
 	for (uint16_t i = 0; i < k; i++) {
 		orig[i] = mb[i];
 		len[i] = mb[i]->pkt_len;
@@ -257,7 +257,7 @@ static uint16_t out_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsig
 			 const struct stage *st, int err, struct rte_mbuf *const orig[],
 			 const uint32_t len[], uint64_t now)
 {
-	struct sa_counters *c = &sa->cnt[worker];
+	struct sa_counters *c = &sad_cnt(sa)[worker];
 	uint64_t bytes = 0;
 
 	c->seq_used += k;
@@ -368,7 +368,7 @@ static uint64_t window_top(struct sa *sa)
 	}
 	if (top && sa->replay_window)
 		top += sa->replay_window + 1ull;
-	return RTE_MAX(top, sa->cnt[0].seq_in);
+	return RTE_MAX(top, sad_cnt(sa)[0].seq_in);
 }
 
 /*
@@ -421,7 +421,7 @@ static uint16_t in_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigne
 	}
 	k = nb ? partition(mb, bad, n) : n;
 	if (unlikely(k < n)) /* the drop counters' line is not prefetched */
-		sa->cnt[worker].drops[SA_DROP_OTHER] += n - k;
+		sad_cnt(sa)[worker].drops[SA_DROP_OTHER] += n - k;
 	for (uint16_t i = 0; i < k; i++) {
 		const struct rte_esp_hdr *esp =
 		    rte_pktmbuf_mtod_offset(mb[i], const struct rte_esp_hdr *, mb[i]->l3_len);
@@ -437,7 +437,7 @@ static uint16_t in_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsign
 			const struct stage *st, struct rte_mbuf *const orig[], const uint32_t sq[],
 			uint64_t now)
 {
-	struct sa_counters *c = &sa->cnt[worker];
+	struct sa_counters *c = &sad_cnt(sa)[worker];
 	uint64_t bytes = 0, top0 = 0;
 
 	if (unlikely(st->ok < k))
@@ -520,7 +520,7 @@ static inline bool expired(struct sa *sa, uint16_t n, unsigned worker)
 {
 	if (likely(!__atomic_load_n(&sa->expired_hard, __ATOMIC_ACQUIRE)))
 		return false;
-	sa->cnt[worker].drops[SA_DROP_EXPIRED] += n;
+	sad_cnt(sa)[worker].drops[SA_DROP_EXPIRED] += n;
 	return true;
 }
 
@@ -538,8 +538,8 @@ static inline uint16_t within_limits(struct sa *sa, struct rte_mbuf *mb[], uint1
 	if (likely(sa->hard.packets == 0 && sa->hard.bytes == 0))
 		return n;
 	for (unsigned w = 0; w < sad_workers; w++) {
-		packets += sa->cnt[w].packets;
-		bytes += sa->cnt[w].bytes;
+		packets += sad_cnt(sa)[w].packets;
+		bytes += sad_cnt(sa)[w].bytes;
 	}
 	if (sa->hard.packets != 0)
 		k = packets >= sa->hard.packets ? 0
@@ -553,7 +553,7 @@ static inline uint16_t within_limits(struct sa *sa, struct rte_mbuf *mb[], uint1
 			}
 		}
 	if (k < n)
-		sa->cnt[worker].drops[SA_DROP_EXPIRED] += n - k;
+		sad_cnt(sa)[worker].drops[SA_DROP_EXPIRED] += n - k;
 	return k;
 }
 
@@ -578,7 +578,7 @@ static inline uint16_t lease_take(struct sa *sa, uint16_t n, unsigned worker)
 	if (likely(t + n <= max))
 		return n;
 	k = t >= max ? 0 : (uint16_t)(max - t);
-	sa->cnt[worker].drops[SA_DROP_LEASE] += n - k;
+	sad_cnt(sa)[worker].drops[SA_DROP_LEASE] += n - k;
 	return k;
 }
 

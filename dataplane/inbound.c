@@ -118,7 +118,7 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *cons
 			m[k++] = m[i];
 			continue;
 		}
-		sa[i]->cnt[w->id].drops[SA_DROP_POLICY]++;
+		sad_cnt(sa[i])[w->id].drops[SA_DROP_POLICY]++;
 		tx_drop(w, in_port, m[i], STATS_DROP_POLICY);
 	}
 	return k;
@@ -219,7 +219,7 @@ static void decrypt_post(struct worker *w, uint16_t in_port, struct esp_group *g
 						g->moved_sport[i]);
 			}
 		if (unlikely(!inner_ok(m))) {
-			sa->cnt[w->id].drops[SA_DROP_OTHER]++;
+			sad_cnt(sa)[w->id].drops[SA_DROP_OTHER]++;
 			tx_drop(w, in_port, m, STATS_DROP_ESP);
 			continue;
 		}

@@ -103,10 +103,11 @@ static void encrypt_groups(struct worker *w, uint16_t in_port, struct esp_group 
 			continue;
 		}
 		if (ok > 0) {
-			uint32_t dst;
+			/* from the outer header rte_ipsec wrote from the SA's template: the
+			 * packet's line is at hand, the SA's dst is not (10k SAs) */
+			uint32_t dst =
+			    rte_pktmbuf_mtod(e->m[0], const struct rte_ipv4_hdr *)->dst_addr;
 
-			/* rte_ipsec keeps headroom for the outer header and Ethernet */
-			memcpy(&dst, e->sa->dst, 4);
 			forward4_same_dst(w, in_port, e->m, ok, dst, &memo);
 		}
 	}

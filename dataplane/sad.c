@@ -161,12 +161,9 @@ int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errl
 	    .extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
 	};
 
-	/* what sad_prefetch counts on: inbound needs two lines of struct sa, outbound three */
+	/* what sad_prefetch counts on: a worker needs two lines of struct sa */
 	RTE_BUILD_BUG_ON(offsetof(struct sa, hard.bytes) + sizeof(uint64_t) >
 			 2 * RTE_CACHE_LINE_SIZE);
-	RTE_BUILD_BUG_ON(offsetof(struct sa, seq_taken) + sizeof(uint64_t) >
-			 3 * RTE_CACHE_LINE_SIZE);
-	RTE_BUILD_BUG_ON(offsetof(struct sa, dst) < 2 * RTE_CACHE_LINE_SIZE);
 	memset(natt_refs, 0, sizeof(natt_refs));
 	memset(sad_natt_ports, 0, sizeof(sad_natt_ports));
 	sad_natt_inbound = 0;
@@ -650,8 +647,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		rc = -ENOMEM;
 		goto out;
 	}
-	sa->cnt = (struct sa_counters *)((uint8_t *)sa + hdr_sz);
-	sa->ipsa = (struct rte_ipsec_sa *)((uint8_t *)sa->cnt + cnt_sz);
+	sa->ipsa = (struct rte_ipsec_sa *)((uint8_t *)sad_cnt(sa) + cnt_sz);
 	rc = rte_ipsec_sa_init(sa->ipsa, &b.prm, sz);
 	if (rc < 0) {
 		snprintf(err, errlen, "rte_ipsec_sa_init: %s", strerror(-rc));
@@ -708,10 +704,10 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	dpsec__sa_add__pack(m, sa->params);
 	if (sad_carry != NULL) {
 		/* not published yet: no worker writes these */
-		sa->cnt[0].bytes = sad_carry->t.bytes;
-		sa->cnt[0].packets = sad_carry->t.packets;
-		sa->cnt[0].last_tsc = sad_carry->t.last_tsc;
-		memcpy(sa->cnt[0].drops, sad_carry->t.drops, sizeof(sa->cnt[0].drops));
+		sad_cnt(sa)[0].bytes = sad_carry->t.bytes;
+		sad_cnt(sa)[0].packets = sad_carry->t.packets;
+		sad_cnt(sa)[0].last_tsc = sad_carry->t.last_tsc;
+		memcpy(sad_cnt(sa)[0].drops, sad_carry->t.drops, sizeof(sad_cnt(sa)[0].drops));
 		sa->add_tsc = sad_carry->add_tsc;
 		sa->expired_soft = sad_carry->expired_soft;
 	}
@@ -883,7 +879,7 @@ static void sum_counters(const struct sa *sa, struct sa_counters *t)
 {
 	memset(t, 0, sizeof(*t));
 	for (unsigned w = 0; w < sad_workers; w++) {
-		const struct sa_counters *c = &sa->cnt[w];
+		const struct sa_counters *c = &sad_cnt(sa)[w];
 
 		t->bytes += c->bytes;
 		t->packets += c->packets;

@@ -75,14 +75,19 @@ struct sa_key {
 
 struct sa {
 	/*
-	 * Read on every burst, two lines: an inbound SA's workers touch nothing
-	 * else of this struct (but src for NAT-T), so 10k SAs each cost those two
-	 * lines (sad_prefetch). Outbound adds the third (dst, the outer route, and
-	 * the sequence numbers taken).
+	 * Read on every burst, two lines: a worker touches nothing else of this
+	 * struct (but src for NAT-T, inbound), so 10k SAs each cost those two
+	 * lines (sad_prefetch).
 	 */
 	struct rte_ipsec_session ss;
-	struct sa_counters *cnt; /* [n_workers], cache-aligned slots */
-	bool expired_hard;	 /* set by the control thread; workers then drop */
+	/*
+	 * Outbound sequence numbers handed to rte_ipsec so far, by every worker,
+	 * on a line the burst reads anyway (the counter slots, sad_cnt(), follow
+	 * the record instead of being pointed at from here). Workers sharing one
+	 * SA pass this line between them once a burst, as they did its own line.
+	 */
+	uint64_t seq_taken;
+	bool expired_hard; /* set by the control thread; workers then drop */
 	bool inbound;
 	bool natt;
 	uint8_t family;			    /* outer AF_INET / AF_INET6 */
@@ -99,14 +104,8 @@ struct sa {
 	uint64_t seq_max;
 	/* held exactly by the workers (esp.c), packets and bytes on the second line */
 	struct sa_lifetime hard;
-	uint8_t src[16], dst[16]; /* outer addresses (NAT-T moves, the outer route) */
-	/*
-	 * Outbound sequence numbers handed to rte_ipsec so far, by every worker.
-	 * Beside dst, which the same burst reads after taking its numbers: one
-	 * line less per packet with 10k SAs, and no line a worker only reads.
-	 */
-	uint64_t seq_taken;
-	uint32_t replay_window; /* only a refusal reads it */
+	uint8_t src[16], dst[16]; /* outer addresses (NAT-T moves; the packets carry dst) */
+	uint32_t replay_window;	  /* only a refusal reads it */
 
 	/* control thread only */
 	struct sa_key key;
@@ -166,6 +165,12 @@ static inline bool sad_natt_any(void)
 /* Where an SA's parts lie in its one allocation: the SA, its counter slots, its rte_ipsec SA. */
 #define SAD_HDR_SIZE RTE_ALIGN_CEIL(sizeof(struct sa), RTE_CACHE_LINE_SIZE)
 
+/* The SA's per-worker counter slots, [sad_workers], each on its own line(s). */
+static inline struct sa_counters *sad_cnt(const struct sa *sa)
+{
+	return (struct sa_counters *)((uintptr_t)sa + SAD_HDR_SIZE);
+}
+
 /*
  * Before a burst touches them: the lines of @sa a worker reads or writes,
  * and no more (10k SAs miss the cache, and a core has only so many misses in
@@ -178,16 +183,16 @@ static inline void sad_prefetch(const struct sa *sa, bool outbound)
 	const uint8_t *p = (const uint8_t *)sa;
 
 	rte_prefetch0(p);
-	rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
-	if (outbound) {
-		rte_prefetch0_write(p + 2 * RTE_CACHE_LINE_SIZE); /* dst, seq_taken */
-	}
+	if (outbound)
+		rte_prefetch0_write(p + RTE_CACHE_LINE_SIZE); /* seq_taken */
+	else
+		rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
 }
 
 static inline void sad_prefetch_state(const struct sa *sa, unsigned worker)
 {
 	const uint8_t *p = (const uint8_t *)sa;
-	const uint8_t *cnt = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * worker;
+	const uint8_t *cnt = (const uint8_t *)(sad_cnt(sa) + worker);
 	const uint8_t *ipsa = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * sad_workers;
 	const uint8_t *key = (const uint8_t *)&sa->mb;
 

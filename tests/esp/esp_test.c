@@ -537,12 +537,12 @@ static int selftest(void)
 	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
 	CHECK(n_soft == 1 && n_hard == 0, "soft once: %u %u", n_soft, n_hard);
 	/* the hard limit holds exactly, before the control thread's next check */
-	CHECK(send_out(sa, 5) == 4 && sa->cnt[WORKER].drops[SA_DROP_EXPIRED] == 1,
+	CHECK(send_out(sa, 5) == 4 && sad_cnt(sa)[WORKER].drops[SA_DROP_EXPIRED] == 1,
 	      "only 4 of 5 more");
 	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
 	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
 	CHECK(n_soft == 1 && n_hard == 1, "hard once: %u %u", n_soft, n_hard);
-	CHECK(send_out(sa, 4) == 0 && sa->cnt[WORKER].drops[SA_DROP_EXPIRED] == 5,
+	CHECK(send_out(sa, 4) == 0 && sad_cnt(sa)[WORKER].drops[SA_DROP_EXPIRED] == 5,
 	      "hard-expired SA drops");
 
 	/* sequence numbers run out: a hard expiry */
@@ -553,7 +553,7 @@ static int selftest(void)
 	CHECK(sad_add(&s.m, err, sizeof(err)) == 0, "seq sa: %s", err);
 	sa = sad_lookup(htonl(0x400), s.dst, AF_INET);
 	rc = send_out(sa, 5);
-	CHECK(rc > 0 && rc < 5 && sa->cnt[WORKER].seq_exhausted, "seq overflow: %d ok", rc);
+	CHECK(rc > 0 && rc < 5 && sad_cnt(sa)[WORKER].seq_exhausted, "seq overflow: %d ok", rc);
 	sad_check_lifetimes(rte_get_timer_cycles(), on_expire, on_lease, NULL);
 	CHECK(n_hard == 2 && sa->expired_hard, "seq exhaustion is hard expiry");
 
@@ -575,7 +575,7 @@ static int selftest(void)
 	CHECK(n_lease == 1 && lease_seq == 106 && lease_limit == 110,
 	      "one LEASE at half: %u seq %llu limit %llu", n_lease, (unsigned long long)lease_seq,
 	      (unsigned long long)lease_limit);
-	CHECK(send_out(sa, 8) == 4 && sa->cnt[WORKER].drops[SA_DROP_LEASE] == 4,
+	CHECK(send_out(sa, 8) == 4 && sad_cnt(sa)[WORKER].drops[SA_DROP_LEASE] == 4,
 	      "stops at seq-limit 110");
 	{
 		Dpsec__SaLease l = DPSEC__SA_LEASE__INIT;
