@@ -261,14 +261,13 @@ void ipsecmb_sa_wipe(struct ipsecmb_sa *k)
 	explicit_bzero(k, sizeof(*k));
 }
 
+/* Bit i for each line i of @k that [@p, @p + @len) touches. */
 static uint16_t lines_of(const struct ipsecmb_sa *k, const void *p, size_t len)
 {
-	size_t lo = (size_t)((const uint8_t *)p - (const uint8_t *)k) / RTE_CACHE_LINE_SIZE;
-	size_t hi =
-	    ((size_t)((const uint8_t *)p - (const uint8_t *)k) + len - 1) / RTE_CACHE_LINE_SIZE;
+	size_t off = (size_t)((const uint8_t *)p - (const uint8_t *)k);
 	uint16_t bits = 0;
 
-	for (size_t i = lo; i <= hi; i++)
+	for (size_t i = off / RTE_CACHE_LINE_SIZE; i <= (off + len - 1) / RTE_CACHE_LINE_SIZE; i++)
 		bits |= (uint16_t)(1u << i);
 	return bits;
 }

@@ -647,7 +647,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		rc = -ENOMEM;
 		goto out;
 	}
-	sa->ipsa = (struct rte_ipsec_sa *)((uint8_t *)sad_cnt(sa) + cnt_sz);
+	sa->ipsa = (struct rte_ipsec_sa *)(uintptr_t)sad_ipsa_at(sa);
 	rc = rte_ipsec_sa_init(sa->ipsa, &b.prm, sz);
 	if (rc < 0) {
 		snprintf(err, errlen, "rte_ipsec_sa_init: %s", strerror(-rc));
@@ -704,10 +704,12 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	dpsec__sa_add__pack(m, sa->params);
 	if (sad_carry != NULL) {
 		/* not published yet: no worker writes these */
-		sad_cnt(sa)[0].bytes = sad_carry->t.bytes;
-		sad_cnt(sa)[0].packets = sad_carry->t.packets;
-		sad_cnt(sa)[0].last_tsc = sad_carry->t.last_tsc;
-		memcpy(sad_cnt(sa)[0].drops, sad_carry->t.drops, sizeof(sad_cnt(sa)[0].drops));
+		struct sa_counters *c = sad_cnt(sa);
+
+		c->bytes = sad_carry->t.bytes;
+		c->packets = sad_carry->t.packets;
+		c->last_tsc = sad_carry->t.last_tsc;
+		memcpy(c->drops, sad_carry->t.drops, sizeof(c->drops));
 		sa->add_tsc = sad_carry->add_tsc;
 		sa->expired_soft = sad_carry->expired_soft;
 	}

@@ -171,6 +171,12 @@ static inline struct sa_counters *sad_cnt(const struct sa *sa)
 	return (struct sa_counters *)((uintptr_t)sa + SAD_HDR_SIZE);
 }
 
+/* rte_ipsec's SA, behind the counter slots (sa->ipsa, without loading it). */
+static inline const void *sad_ipsa_at(const struct sa *sa)
+{
+	return sad_cnt(sa) + sad_workers;
+}
+
 /*
  * Before a burst touches them: the lines of @sa a worker reads or writes,
  * and no more (10k SAs miss the cache, and a core has only so many misses in
@@ -191,9 +197,8 @@ static inline void sad_prefetch(const struct sa *sa, bool outbound)
 
 static inline void sad_prefetch_state(const struct sa *sa, unsigned worker)
 {
-	const uint8_t *p = (const uint8_t *)sa;
 	const uint8_t *cnt = (const uint8_t *)(sad_cnt(sa) + worker);
-	const uint8_t *ipsa = p + SAD_HDR_SIZE + sizeof(struct sa_counters) * sad_workers;
+	const uint8_t *ipsa = sad_ipsa_at(sa);
 	const uint8_t *key = (const uint8_t *)&sa->mb;
 
 	/* the per-packet counters; the drop reasons past them are rare */

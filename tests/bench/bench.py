@@ -209,15 +209,15 @@ def markdown(res):
                 L.append("%s: %s" % (k, res["e2e"][k]))
         L.append("")
     if res.get("memlat"):
+        lat = ", ".join("%s %.0f" % ("%d MiB" % (k // 1024) if k >= 1024 else "%d KiB" % k, c)
+                        for k, c in res["memlat"])
         L.append("Memory, same run (`build/bench/memlat`: dependent loads, one per 64-B line "
                  "in a random order, transparent huge pages, on the worker's CPU), TSC cycles "
                  "per load: %s. With 10k SAs every packet of a burst reads another SA's 12 "
                  "lines (SA, its counters, rte_ipsec's SA, keys; GCM-128) and 3 of the SPD "
                  "(flow entry, policy, its counters): ~15 lines, 10 MB across the 10k, past "
                  "the sizes that answer from cache here, so each packet waits on memory for "
-                 "each of them, overlapped only as far as the core's misses in flight allow." % ", ".join("%s %.0f" % (
-                     "%d MiB" % (k // 1024) if k >= 1024 else "%d KiB" % k, c)
-                     for k, c in res["memlat"]))
+                 "each of them, overlapped only as far as the core's misses in flight allow." % lat)
         L.append("")
     if res.get("errors"):
         L.append("Errors: %s" % res["errors"])
