@@ -22,8 +22,8 @@ struct esp_group {
 	struct sa *sa;
 	uint16_t n;
 	struct rte_mbuf *m[WORKER_BURST];
-	uint8_t moved[WORKER_BURST]; /* NAT-T source differs from the SA's peer */
-	/* those packets and their sources, kept across decryption (which reorders m) */
+	/* NAT-T packets whose source differs from the SA's peer, and those sources,
+	 * kept across decryption (which reorders m) */
 	uint16_t n_moved;
 	struct rte_mbuf *moved_m[WORKER_BURST];
 	uint32_t moved_src[WORKER_BURST];
@@ -95,7 +95,8 @@ static inline bool same_tunnel(const struct sa *bound, const struct sa *sa)
 	return bound == sa || (sa->reqid != 0 && bound->reqid == sa->reqid);
 }
 
-/* One SPD pass for the whole burst's inner packets (@sa[i]: the SA that decrypted m[i]). */
+/* One SPD pass for the whole burst's inner packets (@sa[i]: the SA that decrypted m[i]);
+ * those that pass get an Ethernet header's room back, for forwarding. */
 static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *const sa[],
 			     struct rte_mbuf **m, uint16_t n, uint64_t now)
 {
@@ -115,6 +116,8 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *cons
 
 		if (pol[i] != NULL && pol[i]->action == DPSEC__ACTION__ACT_PROTECT &&
 		    bound != NULL && same_tunnel(bound, sa[i])) {
+			rte_pktmbuf_prepend(m[i], sizeof(struct rte_ether_hdr));
+			m[i]->l2_len = sizeof(struct rte_ether_hdr);
 			m[k++] = m[i];
 			continue;
 		}
@@ -143,19 +146,20 @@ static inline bool inner_ok(struct rte_mbuf *m)
 
 /*
  * An SA only takes the encapsulation (and port of ours) it was negotiated
- * with (parse() let only ESP and ESP-in-UDP through). Sets moved[]: whether a
- * NAT-T packet's source differs from the SA's peer.
+ * with (parse() let only ESP and ESP-in-UDP through). Notes who moved (a
+ * NAT-T source other than the SA's peer) and takes Ethernet off, in the same
+ * pass: the headers are in L1 once.
  */
 static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 {
 	const struct sa *sa = g->sa;
 	uint16_t k = 0;
 
+	g->n_moved = 0;
 	for (uint16_t j = 0; j < g->n; j++) {
 		struct rte_mbuf *m = g->m[j];
 		const struct rte_ipv4_hdr *ip = forward_ip4(m);
 		bool udp = ip->next_proto_id == IPPROTO_UDP;
-		bool moved = false;
 
 		if (unlikely(!sa->inbound || sa->natt != udp ||
 			     (udp && udp_dport(m) != sa->dport))) {
@@ -166,34 +170,18 @@ static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 			const struct rte_udp_hdr *uh =
 			    (const void *)((const uint8_t *)ip + m->l3_len);
 
-			moved = memcmp(&ip->src_addr, sa->src, 4) != 0 ||
-				rte_be_to_cpu_16(uh->src_port) != sa->sport;
+			if (memcmp(&ip->src_addr, sa->src, 4) != 0 ||
+			    rte_be_to_cpu_16(uh->src_port) != sa->sport) {
+				/* kept until authenticated: esp_inbound moves packets around */
+				g->moved_m[g->n_moved] = m;
+				g->moved_src[g->n_moved] = ip->src_addr;
+				g->moved_sport[g->n_moved++] = uh->src_port;
+			}
 		}
-		g->moved[k] = moved;
+		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
 		g->m[k++] = m;
 	}
 	g->n = k;
-}
-
-/* Before decryption: note who moved (a NAT-T source change), take Ethernet off. */
-static void decrypt_pre(struct esp_group *g)
-{
-	g->n_moved = 0;
-	for (uint16_t j = 0; j < g->n; j++) {
-		struct rte_mbuf *m = g->m[j];
-
-		if (unlikely(g->moved[j])) {
-			/* Keep the mbuf: esp_inbound moves failed packets around. */
-			const struct rte_ipv4_hdr *ip = forward_ip4(m);
-			const struct rte_udp_hdr *uh =
-			    (const void *)((const uint8_t *)ip + m->l3_len);
-
-			g->moved_m[g->n_moved] = m;
-			g->moved_src[g->n_moved] = ip->src_addr;
-			g->moved_sport[g->n_moved++] = uh->src_port;
-		}
-		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
-	}
 }
 
 /* After decryption (@ok good ones first): events, inner checks; on to @out with their SA. */
@@ -314,10 +302,8 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 		groups[g].m[groups[g].n++] = p->m[i];
 	}
 	p->n = 0;
-	for (uint16_t g = 0; g < ng; g++)
-		admit(w, in_port, &groups[g]);
 	for (uint16_t g = 0; g < ng; g++) {
-		decrypt_pre(&groups[g]);
+		admit(w, in_port, &groups[g]);
 		jobs[g] = (struct esp_job){.sa = groups[g].sa, .mb = groups[g].m, .n = groups[g].n};
 	}
 	esp_inbound_bulk(jobs, ng, w->id, now);
@@ -326,10 +312,6 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 	if (n_inner == 0)
 		return;
 	n_inner = policy_check(w, in_port, inner_sa, inner, n_inner, now);
-	for (uint16_t j = 0; j < n_inner; j++) {
-		rte_pktmbuf_prepend(inner[j], sizeof(struct rte_ether_hdr));
-		inner[j]->l2_len = sizeof(struct rte_ether_hdr);
-	}
 	if (n_inner > 0)
 		forward4_burst(w, in_port, inner, n_inner, true);
 }
