@@ -96,8 +96,8 @@ static void sa_free(struct sa *sa)
 	}
 	crypto_session_destroy(&sa->ss);
 	ipsecmb_sa_wipe(&sa->mb);
-	if (sa->ipsa != NULL)
-		rte_ipsec_sa_fini(sa->ipsa);
+	if (sa->ss.sa != NULL) /* set once rte_ipsec_sa_init() succeeded */
+		rte_ipsec_sa_fini(sa->ss.sa);
 	rte_free(sa);
 }
 
@@ -647,14 +647,12 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		rc = -ENOMEM;
 		goto out;
 	}
-	sa->ipsa = (struct rte_ipsec_sa *)(uintptr_t)sad_ipsa_at(sa);
-	rc = rte_ipsec_sa_init(sa->ipsa, &b.prm, sz);
+	rc = rte_ipsec_sa_init((struct rte_ipsec_sa *)(uintptr_t)sad_ipsa_at(sa), &b.prm, sz);
 	if (rc < 0) {
 		snprintf(err, errlen, "rte_ipsec_sa_init: %s", strerror(-rc));
-		sa->ipsa = NULL;
 		goto out;
 	}
-	sa->ss.sa = sa->ipsa;
+	sa->ss.sa = (struct rte_ipsec_sa *)(uintptr_t)sad_ipsa_at(sa); /* sa_free() fini's it */
 	rc =
 	    crypto_session_create(b.prm.crypto_xform, &sa->ss, &sa->mb, &sa->dev_name, err, errlen);
 	if (rc != 0)

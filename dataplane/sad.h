@@ -118,8 +118,7 @@ struct sa {
 	uint64_t add_tsc;
 	uint64_t seq_first; /* first outbound sequence number */
 	const char *dev_name;
-	struct rte_ipsec_sa *ipsa; /* follows the counters in the same allocation */
-	uint8_t *params;	   /* the packed SaAdd (keys!) for sad_update; wiped on free */
+	uint8_t *params; /* the packed SaAdd (keys!) for sad_update; wiped on free */
 	size_t params_len;
 
 	char owner[SAD_OWNER_MAX]; /* who added it ("ike"), "" for the operator */
@@ -171,7 +170,7 @@ static inline struct sa_counters *sad_cnt(const struct sa *sa)
 	return (struct sa_counters *)((uintptr_t)sa + SAD_HDR_SIZE);
 }
 
-/* rte_ipsec's SA, behind the counter slots (sa->ipsa, without loading it). */
+/* rte_ipsec's SA, behind the counter slots (ss.sa, without loading it). */
 static inline const void *sad_ipsa_at(const struct sa *sa)
 {
 	return sad_cnt(sa) + sad_workers;
