@@ -119,9 +119,9 @@ $(BUILD)/tests/test_spd: tests/unit/test_spd.c dataplane/spd.c $(BUILD)/san/libd
 
 # ESP building blocks test (tests/esp): crypto.c, sad.c, esp.c standalone, no sanitizers
 # (ASan's shadow memory and DPDK's hugepage/IOVA mappings do not mix reliably).
-ESP_TEST_SRC := tests/esp/esp_test.c dataplane/crypto.c dataplane/sad.c dataplane/esp.c \
+ESP_TEST_SRC := tests/esp/esp_test.c dataplane/crypto.c dataplane/sad.c dataplane/esp.c dataplane/gcm.c \
 	dataplane/ipsecmb.c $(GEN)/dpsec.pb-c.c
-$(BUILD)/tests/esp_test: $(ESP_TEST_SRC) $(wildcard dataplane/crypto.h dataplane/sad.h dataplane/esp.h \
+$(BUILD)/tests/esp_test: $(ESP_TEST_SRC) $(wildcard dataplane/crypto.h dataplane/sad.h dataplane/esp.h dataplane/gcm.h \
 	dataplane/ipsecmb.h)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -Wno-unused-parameter $(OPT) -I$(GEN) -Iproto -Idataplane $(DPDK_CFLAGS) -o $@ $(ESP_TEST_SRC) $(DPDK_LIBS) -lIPSec_MB -lpcap -lprotobuf-c

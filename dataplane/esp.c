@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ESP tunnel mode on bursts, for the workers. rte_ipsec builds and checks the
- * packets; this file drives it (CPU crypto or lookaside), finishes the outer
- * header, sorts failures by reason and keeps the SA's per-worker counters.
+ * packets, or gcm.c those of AES-GCM SAs on ipsec-mb (own_esp); this file
+ * drives them, hands out sequence numbers, finishes the outer header, sorts
+ * failures by reason and keeps the SA's per-worker counters.
  */
 #define ALLOW_EXPERIMENTAL_API 1 /* rte_security.h (via rte_ipsec.h) has experimental inlines */
 
@@ -22,6 +23,7 @@
 
 #include "crypto.h"
 #include "esp.h"
+#include "gcm.h"
 
 #define IPPROTO_ESP_NUM 50
 /*
@@ -252,9 +254,10 @@ static uint16_t out_pre(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsign
 	return k;
 }
 
-/* After crypto: counters and the outer checksum of the good ones. @err: rte_errno of prepare. */
+/* After crypto: counters and the outer checksum of the good ones; @exhausted of the
+ * failures found no sequence number left. */
 static uint16_t out_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsigned worker,
-			 const struct stage *st, int err, struct rte_mbuf *const orig[],
+			 const struct stage *st, uint16_t exhausted, struct rte_mbuf *const orig[],
 			 const uint32_t len[], uint64_t now)
 {
 	struct sa_counters *c = &sad_cnt(sa)[worker];
@@ -262,12 +265,10 @@ static uint16_t out_post(struct sa *sa, struct rte_mbuf *mb[], uint16_t k, unsig
 
 	c->seq_used += k;
 	if (unlikely(st->ok < k)) {
-		if (err == EOVERFLOW) {
+		if (exhausted)
 			c->seq_exhausted = true;
-			c->drops[SA_DROP_EXPIRED] += k - st->ok;
-		} else {
-			c->drops[SA_DROP_OTHER] += k - st->ok;
-		}
+		c->drops[SA_DROP_EXPIRED] += exhausted;
+		c->drops[SA_DROP_OTHER] += k - st->ok - exhausted;
 	}
 	/* good packets keep their relative order, so walk both lists once */
 	for (uint16_t i = 0, j = 0; i < st->ok; i++) {
@@ -294,7 +295,8 @@ static uint16_t outbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n,
 
 	rte_errno = 0;
 	run(sa, mb, k, worker, &st);
-	return out_post(sa, mb, k, worker, &st, rte_errno, orig, len, now);
+	return out_post(sa, mb, k, worker, &st, rte_errno == EOVERFLOW ? k - st.ok : 0, orig, len,
+			now);
 }
 
 /* Set l3_len to the bytes before ESP (outer IP, plus UDP for NAT-T). */
@@ -494,6 +496,31 @@ static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, 
 	return in_post(sa, mb, k, worker, &st, orig, sq, now);
 }
 
+/* An own_esp SA's inbound burst: gcm.c checks and decrypts, the counters are kept here. */
+static uint16_t gcm_in_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+			     uint64_t now)
+{
+	struct sa_counters *c = &sad_cnt(sa)[worker];
+	struct rte_mbuf *orig[ESP_BURST_MAX];
+	uint32_t sq[ESP_BURST_MAX];
+	uint8_t why[ESP_BURST_MAX];
+	uint64_t bytes = 0, seq_max;
+	uint16_t k = in_pre(sa, mb, n, worker, orig, sq), ok;
+
+	ok = k ? gcm_decrypt(sa, mb, sq, k, worker, why, &seq_max) : 0;
+	for (uint16_t i = ok; i < k; i++)
+		c->drops[why[i - ok]]++;
+	if (ok == 0)
+		return 0;
+	for (uint16_t i = 0; i < ok; i++)
+		bytes += mb[i]->pkt_len;
+	c->seq_in = RTE_MAX(c->seq_in, seq_max);
+	c->packets += ok;
+	c->bytes += bytes;
+	c->last_tsc = now;
+	return ok;
+}
+
 typedef uint16_t (*burst_fn)(struct sa *, struct rte_mbuf *[], uint16_t, unsigned, uint64_t);
 
 /* Split long bursts and keep the contract: all good ones first, in order. */
@@ -560,35 +587,63 @@ static inline uint16_t within_limits(struct sa *sa, struct rte_mbuf *mb[], uint1
 /*
  * Take sequence numbers for @n packets from the SA's lease: never more than
  * dpsec-ike has recorded, so a restarted dataplane can resume above every one
- * ever sent (a reused sequence number is a reused AES-GCM nonce). The count is
- * an upper bound of what rte_ipsec consumes; several workers share it atomically,
- * as rte_ipsec shares its own counter.
+ * ever sent (a reused sequence number is a reused AES-GCM nonce). Exactly the
+ * count returned is taken, numbers seq_first + *@t onwards: gcm.c sends those
+ * very numbers, rte_ipsec its own (never more). Several workers share the
+ * counter atomically, as rte_ipsec shares its own.
  */
-static inline uint16_t lease_take(struct sa *sa, uint16_t n, unsigned worker)
+static inline uint16_t lease_take(struct sa *sa, uint16_t n, unsigned worker, uint64_t *t)
 {
-	uint64_t max = __atomic_load_n(&sa->seq_max, __ATOMIC_ACQUIRE), t;
+	uint64_t max = __atomic_load_n(&sa->seq_max, __ATOMIC_ACQUIRE);
+	uint64_t v = __atomic_load_n(&sa->seq_taken, __ATOMIC_RELAXED);
 	uint16_t k;
 
-	if (sad_workers > 1) {
-		t = __atomic_fetch_add(&sa->seq_taken, n, __ATOMIC_RELAXED);
-	} else {
-		t = sa->seq_taken;
-		__atomic_store_n(&sa->seq_taken, t + n, __ATOMIC_RELAXED);
-	}
-	if (likely(t + n <= max))
-		return n;
-	k = t >= max ? 0 : (uint16_t)(max - t);
-	sad_cnt(sa)[worker].drops[SA_DROP_LEASE] += n - k;
+	do {
+		k = v >= max ? 0 : (uint16_t)RTE_MIN((uint64_t)n, max - v);
+		if (k == 0)
+			break;
+		if (sad_workers == 1) {
+			__atomic_store_n(&sa->seq_taken, v + k, __ATOMIC_RELAXED);
+			break;
+		}
+	} while (!__atomic_compare_exchange_n(&sa->seq_taken, &v, v + k, true, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	*t = v;
+	if (unlikely(k < n))
+		sad_cnt(sa)[worker].drops[SA_DROP_LEASE] += n - k;
 	return k;
+}
+
+/* An own_esp SA's burst: numbers from the lease, packets from gcm.c, counters as rte_ipsec's. */
+static uint16_t gcm_out_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+			      uint64_t now)
+{
+	struct rte_mbuf *orig[ESP_BURST_MAX];
+	uint32_t len[ESP_BURST_MAX];
+	struct stage st = {.ok = 0};
+	uint64_t t;
+	uint16_t taken = lease_take(sa, n, worker, &t), k, no_room;
+
+	if (taken == 0)
+		return 0;
+	k = out_pre(sa, mb, taken, worker, orig, len);
+	/* numbers of packets out_pre refused stay unsent, but are used up all the same */
+	sad_cnt(sa)[worker].seq_used += taken - k;
+	st.ok = gcm_encrypt(sa, mb, k, worker, sa->gcm.out.seq_first + t, &no_room);
+	return out_post(sa, mb, k, worker, &st, (uint16_t)(k - st.ok - no_room), orig, len, now);
 }
 
 uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
 		      uint64_t now_tsc)
 {
+	uint64_t t;
+
 	if (unlikely(n == 0 || expired(sa, n, worker)))
 		return 0;
 	n = within_limits(sa, mb, n, worker);
-	n = n ? lease_take(sa, n, worker) : 0;
+	if (sa->own_esp)
+		return n ? split(gcm_out_burst, sa, mb, n, worker, now_tsc) : 0;
+	n = n ? lease_take(sa, n, worker, &t) : 0;
 	return n ? split(outbound_burst, sa, mb, n, worker, now_tsc) : 0;
 }
 
@@ -598,7 +653,9 @@ uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned 
 	if (unlikely(n == 0 || expired(sa, n, worker)))
 		return 0;
 	n = within_limits(sa, mb, n, worker);
-	return n ? split(inbound_burst, sa, mb, n, worker, now_tsc) : 0;
+	if (n == 0)
+		return 0;
+	return split(sa->own_esp ? gcm_in_burst : inbound_burst, sa, mb, n, worker, now_tsc);
 }
 
 /*
@@ -617,6 +674,7 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in, ui
 	bool deferred[ESP_JOBS_MAX];
 	int err[ESP_JOBS_MAX];
 	uint16_t used = 0, nd = 0;
+	uint64_t seq0;
 
 	RTE_ASSERT(nj <= ESP_JOBS_MAX);
 	for (uint16_t i = 0; i < RTE_MIN(nj, ESP_PREFETCH_AHEAD); i++)
@@ -640,7 +698,7 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in, ui
 			continue;
 		n = within_limits(sa, j->mb, n, worker);
 		if (!in && n)
-			n = lease_take(sa, n, worker);
+			n = lease_take(sa, n, worker, &seq0);
 		if (n == 0)
 			continue;
 		k[i] = in ? in_pre(sa, j->mb, n, worker, orig + used, aux + used)
@@ -673,7 +731,8 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in, ui
 		st[i].ok = st[i].prep ? process(j->sa, &j->sa->ss, j->mb, st[i].prep, &st[i]) : 0;
 		j->ok = in ? in_post(j->sa, j->mb, k[i], worker, &st[i], orig + off[i],
 				     aux + off[i], now)
-			   : out_post(j->sa, j->mb, k[i], worker, &st[i], err[i], orig + off[i],
+			   : out_post(j->sa, j->mb, k[i], worker, &st[i],
+				      err[i] == EOVERFLOW ? k[i] - st[i].ok : 0, orig + off[i],
 				      aux + off[i], now);
 	}
 }

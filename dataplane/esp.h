@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ESP tunnel processing for one SA and a burst of packets, in place. The
- * protocol work is rte_ipsec's; crypto goes through CPU crypto or the
- * worker's own cryptodev queue pair (see crypto.h). Both functions return how
+ * protocol work is rte_ipsec's, or gcm.c's for AES-GCM on ipsec-mb; crypto
+ * goes through ipsec-mb, CPU crypto or the worker's own cryptodev queue pair
+ * (see crypto.h and ipsecmb.h). Both functions return how
  * many packets succeeded: those are mb[0..ret), the failed ones are moved to
  * mb[ret..n) for the caller to free, and every failure is counted under its
  * reason in the SA's counter slot for @worker.

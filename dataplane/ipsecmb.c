@@ -308,66 +308,6 @@ static inline void fail(struct rte_mbuf *m)
 	m->ol_flags |= RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED;
 }
 
-/* Tags are secret-dependent on a forgery attempt: compare without early exit. */
-static inline bool tag_equal(const uint8_t *a, const uint8_t *b, unsigned len)
-{
-	uint64_t x, y, d = 0;
-	unsigned i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		memcpy(&x, a + i, 8);
-		memcpy(&y, b + i, 8);
-		d |= x ^ y;
-	}
-	for (; i < len; i++)
-		d |= (uint64_t)(a[i] ^ b[i]);
-	return d == 0;
-}
-
-static void run_gcm(IMB_MGR *mgr, const struct ipsecmb_sa *k, struct rte_crypto_op *cop[],
-		    uint16_t n, uint16_t iv_offset)
-{
-	struct gcm_context_data ctx;
-	uint8_t tag[16] __rte_aligned(16);
-
-	for (uint16_t i = 0; i < n; i++) {
-		struct rte_crypto_sym_op *s = cop[i]->sym;
-		struct rte_mbuf *m = s->m_src;
-		uint8_t *p = rte_pktmbuf_mtod_offset(m, uint8_t *, s->aead.data.offset);
-		const uint8_t *iv = rte_crypto_op_ctod_offset(cop[i], uint8_t *, iv_offset);
-		uint64_t len = s->aead.data.length;
-
-		if (i + 1 < n)
-			rte_prefetch0(rte_pktmbuf_mtod(cop[i + 1]->sym->m_src, void *));
-		/* rte_ipsec builds the op within the first segment; chains are refused upstream */
-		if (unlikely(m->nb_segs != 1 || s->aead.data.offset + len > m->data_len)) {
-			fail(m);
-			continue;
-		}
-		if (!k->decrypt) {
-			if (k->key_len == 16)
-				IMB_AES128_GCM_ENC(mgr, &k->k.gcm, &ctx, p, p, len, iv,
-						   s->aead.aad.data, k->aad_len,
-						   s->aead.digest.data, k->tag_len);
-			else
-				IMB_AES256_GCM_ENC(mgr, &k->k.gcm, &ctx, p, p, len, iv,
-						   s->aead.aad.data, k->aad_len,
-						   s->aead.digest.data, k->tag_len);
-			continue;
-		}
-		if (k->key_len == 16)
-			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, p, p, len, iv, s->aead.aad.data,
-					   k->aad_len, tag, k->tag_len);
-		else
-			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, p, p, len, iv, s->aead.aad.data,
-					   k->aad_len, tag, k->tag_len);
-		/* rte_ipsec only cuts the trailer of a packet not flagged here */
-		if (!tag_equal(tag, s->aead.digest.data, k->tag_len))
-			fail(m);
-	}
-	explicit_bzero(&ctx, sizeof(ctx));
-}
-
 /* A job the manager handed back (of any SA): its status and, on decrypt, the ICV. */
 static inline void job_done(const IMB_JOB *j)
 {
@@ -376,8 +316,8 @@ static inline void job_done(const IMB_JOB *j)
 	if (unlikely(j->status != IMB_STATUS_COMPLETED))
 		fail(op->sym->m_src);
 	else if (j->cipher_direction == IMB_DIR_DECRYPT &&
-		 !tag_equal(j->auth_tag_output, j->user_data2,
-			    (unsigned)j->auth_tag_output_len_in_bytes))
+		 !ipsecmb_tag_equal(j->auth_tag_output, j->user_data2,
+				    (unsigned)j->auth_tag_output_len_in_bytes))
 		fail(op->sym->m_src);
 }
 
@@ -455,10 +395,17 @@ void ipsecmb_submit(unsigned worker, const struct ipsecmb_sa *k, struct rte_cryp
 	/* the IV rte_ipsec wrote, where the SA's xforms told it to (sad.c) */
 	const uint16_t iv_offset = CRYPTO_IV_OFFSET;
 
-	if (k->kind == IPSECMB_GCM)
-		run_gcm(mgrs[worker], k, cop, n, iv_offset);
-	else
-		submit_jobs(mgrs[worker], &scratch[worker], k, cop, n, iv_offset);
+	if (unlikely(k->kind != IPSECMB_JOB)) { /* GCM goes through gcm.c, never an op */
+		for (uint16_t i = 0; i < n; i++)
+			fail(cop[i]->sym->m_src);
+		return;
+	}
+	submit_jobs(mgrs[worker], &scratch[worker], k, cop, n, iv_offset);
+}
+
+IMB_MGR *ipsecmb_mgr(unsigned worker)
+{
+	return mgrs[worker];
 }
 
 void ipsecmb_flush(unsigned worker)
@@ -473,6 +420,5 @@ void ipsecmb_process(unsigned worker, const struct ipsecmb_sa *k, struct rte_cry
 		     uint16_t n)
 {
 	ipsecmb_submit(worker, k, cop, n);
-	if (k->kind != IPSECMB_GCM)
-		ipsecmb_flush(worker);
+	ipsecmb_flush(worker);
 }

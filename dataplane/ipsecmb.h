@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * ESP crypto straight on intel-ipsec-mb. rte_ipsec prepares the packets and
- * fills lookaside crypto ops (offsets, IV, AAD, digest); instead of a
- * cryptodev, this module runs them: AES-GCM with the library's one-shot calls,
- * everything else through a per-worker job manager, so CBC+HMAC of every SA in
- * a burst shares the multi-buffer lanes. Then rte_ipsec finishes the packets.
+ * ESP crypto straight on intel-ipsec-mb. For AES-GCM, gcm.c calls the
+ * library's one-shot functions on the packets itself (ipsecmb_mgr()). For the
+ * rest, rte_ipsec prepares the packets and fills lookaside crypto ops
+ * (offsets, IV, AAD, digest); instead of a cryptodev, this module runs them
+ * through a per-worker job manager, so CBC+HMAC of every SA in a burst shares
+ * the multi-buffer lanes. Then rte_ipsec finishes the packets.
  *
  * Why not the ipsec-mb cryptodevs' CPU-crypto path: it runs GCM as
  * init/update/finalize (one-shot is 11 cycles cheaper at 48 bytes and ~70 at
@@ -17,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <intel-ipsec-mb.h>
 
@@ -26,7 +28,7 @@
 
 enum ipsecmb_kind {
 	IPSECMB_NONE = 0, /* not ours: the SA runs on a cryptodev */
-	IPSECMB_GCM,	  /* one-shot AES-GCM */
+	IPSECMB_GCM,	  /* one-shot AES-GCM, called by gcm.c */
 	IPSECMB_JOB,	  /* the job manager (cipher + HMAC, chacha20-poly1305) */
 };
 
@@ -76,7 +78,7 @@ uint16_t ipsecmb_sa_lines(const struct ipsecmb_sa *k);
 
 /*
  * Worker @worker: run the crypto of @n ops rte_ipsec_pkt_crypto_prepare()
- * filled for one SA, in place. The mbufs whose crypto failed (ICV mismatch,
+ * filled for one IPSECMB_JOB SA, in place. The mbufs whose crypto failed (ICV mismatch,
  * a length the cipher refuses) get RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED, which
  * rte_ipsec_pkt_process() then drops.
  */
@@ -86,10 +88,29 @@ void ipsecmb_process(unsigned worker, const struct ipsecmb_sa *k, struct rte_cry
 /*
  * The same in two steps, so the ops of several SAs share the job manager's
  * lanes: submit each SA's ops, then flush once; only after the flush are all
- * of them done (GCM ones already are when submit returns).
+ * of them done.
  */
 void ipsecmb_submit(unsigned worker, const struct ipsecmb_sa *k, struct rte_crypto_op *cop[],
 		    uint16_t n);
 void ipsecmb_flush(unsigned worker);
+
+/* Tags are secret-dependent on a forgery attempt: compare without early exit. */
+static inline bool ipsecmb_tag_equal(const uint8_t *a, const uint8_t *b, unsigned len)
+{
+	uint64_t x, y, d = 0;
+	unsigned i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		d |= x ^ y;
+	}
+	for (; i < len; i++)
+		d |= (uint64_t)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+/* Worker @worker's manager, for calling the library's one-shot functions directly (gcm.c). */
+IMB_MGR *ipsecmb_mgr(unsigned worker);
 
 #endif

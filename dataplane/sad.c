@@ -96,6 +96,7 @@ static void sa_free(struct sa *sa)
 	}
 	crypto_session_destroy(&sa->ss);
 	ipsecmb_sa_wipe(&sa->mb);
+	explicit_bzero(&sa->gcm, sizeof(sa->gcm));
 	if (sa->ss.sa != NULL) /* set once rte_ipsec_sa_init() succeeded */
 		rte_ipsec_sa_fini(sa->ss.sa);
 	rte_free(sa);
@@ -465,6 +466,47 @@ static void build_tunnel_hdr(const Dpsec__SaAdd *m, int af, struct sa_build *b)
 	b->prm.tun.next_proto = IPPROTO_IPIP;
 }
 
+/* Buckets of gcm.c's replay window of @w numbers: a power of two, one more than it spans. */
+static uint32_t gcm_buckets(uint32_t w)
+{
+	return w ? rte_align32pow2(w / 64 + 2) : 0;
+}
+
+/*
+ * gcm.c builds and checks this SA's packets: outbound from the header
+ * rte_ipsec would copy, with its UDP; inbound with the window at @bits,
+ * starting where rte_ipsec's would.
+ */
+static void gcm_setup(struct sa *sa, const struct sa_build *b, uint64_t *bits)
+{
+	struct sa_gcm *g = &sa->gcm;
+	uint8_t hl = b->prm.tun.hdr_len;
+
+	RTE_BUILD_BUG_ON(sizeof(struct sa_gcm) > RTE_CACHE_LINE_SIZE);
+	sa->own_esp = true;
+	if (sa->inbound) {
+		memcpy(g->in.salt, &b->prm.ipsec_xform.salt, sizeof(g->in.salt));
+		g->in.size = sa->replay_window;
+		g->in.mask = gcm_buckets(sa->replay_window) - 1;
+		g->in.top = sa->win_top;
+		g->in.bits = bits;
+		/* without a window the top still moves (ESN's high half): one worker at a time */
+		sa->window_lock = sad_workers > 1 && (sa->replay_window || sa->esn);
+		return;
+	}
+	memcpy(g->out.salt, &b->prm.ipsec_xform.salt, sizeof(g->out.salt));
+	memcpy(g->out.hdr, &b->hdr, hl);
+	if (sa->natt) {
+		struct rte_udp_hdr *u = (struct rte_udp_hdr *)(g->out.hdr + hl);
+
+		u->src_port = rte_cpu_to_be_16(sa->sport);
+		u->dst_port = rte_cpu_to_be_16(sa->dport);
+		u->dgram_len = u->dgram_cksum = 0;
+	}
+	g->out.spi = sa->key.spi;
+	g->out.seq_first = sa->seq_first;
+}
+
 static int validate(const Dpsec__SaAdd *m, int *af, char *err, size_t errlen)
 {
 	*af = addr_family(m->dst.len);
@@ -569,7 +611,7 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	struct sa *sa = NULL, *old = NULL;
 	bool inbound = m->dir == DPSEC__DIR__DIR_IN;
 	char idbuf[96];
-	size_t hdr_sz, cnt_sz;
+	size_t hdr_sz, cnt_sz, win_sz;
 	int af, rc, sz;
 
 	if (sad_hash == NULL) {
@@ -641,7 +683,10 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 	}
 	hdr_sz = SAD_HDR_SIZE;
 	cnt_sz = sizeof(struct sa_counters) * sad_workers;
-	sa = rte_zmalloc("dpsec_sa", hdr_sz + cnt_sz + sz, RTE_CACHE_LINE_SIZE);
+	win_sz = inbound ? gcm_buckets(b.prm.ipsec_xform.replay_win_sz) * sizeof(uint64_t) : 0;
+	sa = rte_zmalloc("dpsec_sa",
+			 hdr_sz + cnt_sz + RTE_ALIGN_CEIL(sz, RTE_CACHE_LINE_SIZE) + win_sz,
+			 RTE_CACHE_LINE_SIZE);
 	if (sa == NULL) {
 		snprintf(err, errlen, "out of memory for SA");
 		rc = -ENOMEM;
@@ -689,6 +734,11 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		sa->outer_sum = rte_raw_cksum(&b.hdr.v4, sizeof(b.hdr.v4));
 	}
 	sa->seq_in_base = inbound && m->has_seq_in ? m->seq_in : 0;
+	if (sa->mb.kind == IPSECMB_GCM)
+		gcm_setup(sa, &b,
+			  win_sz ? (uint64_t *)((uint8_t *)sad_ipsa_at(sa) +
+						RTE_ALIGN_CEIL(sz, RTE_CACHE_LINE_SIZE))
+				 : NULL);
 	sa->seq_max = lease_count(sa, m->has_seq_limit, m->seq_limit);
 	lifetime_copy(m->lifetime, sa);
 	sa->add_tsc = rte_get_timer_cycles();

@@ -22,10 +22,12 @@
 
 #include <rte_byteorder.h>
 #include <rte_common.h>
+#include <rte_ip.h>
 #include <rte_ipsec.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_spinlock.h>
+#include <rte_udp.h>
 
 #include "dpsec.pb-c.h"
 #include "ipsecmb.h"
@@ -73,6 +75,30 @@ struct sa_key {
 	uint8_t pad[8]; /* 32 bytes: rte_hash compares such keys with SIMD, not memcmp */
 } __rte_aligned(8);	/* rte_hash_crc reads keys 8 bytes at a time */
 
+/*
+ * What gcm.c needs of an AES-GCM SA in place of rte_ipsec's SA, on one line.
+ * Both directions start with the salt, RFC 4106's fixed part of the nonce.
+ */
+struct sa_gcm {
+	union {
+		struct {
+			uint8_t salt[4];
+			uint32_t spi;	    /* network order */
+			uint64_t seq_first; /* sa->seq_first, here for the burst */
+			/* outer IP header, with UDP for NAT-T (length by family and natt) */
+			uint8_t hdr[sizeof(struct rte_ipv6_hdr) + sizeof(struct rte_udp_hdr)];
+		} out;
+		/* the replay window as RFC 6479 keeps it: a ring of 64-bit buckets */
+		struct {
+			uint8_t salt[4];
+			uint32_t size; /* sequence numbers it spans; 0: no replay check */
+			uint32_t mask; /* buckets - 1 */
+			uint64_t top;  /* highest number accepted (or the floor it started at) */
+			uint64_t *bits;
+		} in;
+	};
+};
+
 struct sa {
 	/*
 	 * Read on every burst, two lines: a worker touches nothing else of this
@@ -97,7 +123,8 @@ struct sa {
 	uint32_t reqid;	      /* the tunnel's SAs across rekeys; 0 = this SA alone */
 	uint16_t key_lines;   /* ipsecmb_sa_lines(&mb), for sad_prefetch_state() */
 	uint16_t outer_sum;   /* IPv4 outer header sum without length and id (esp.c) */
-	bool window_lock;     /* inbound with a window and several workers: take in_lock (esp.c) */
+	bool window_lock;     /* inbound with a window and several workers: take in_lock */
+	bool own_esp;	      /* AES-GCM: gcm.c builds and checks the packets, not rte_ipsec */
 	uint64_t seq_in_base; /* inbound: the seq-in it was installed with */
 	/* outbound: sequence numbers this SA may use in all (its lease), SAD_NO_LEASE
 	 * for none; written by the control thread, read atomically */
@@ -130,6 +157,9 @@ struct sa {
 
 	rte_spinlock_t in_lock __rte_cache_aligned; /* inbound: one window update at a time */
 	uint64_t win_top;			    /* the window's right edge, under in_lock */
+
+	/* own_esp: the packet template or replay window, in place of rte_ipsec's SA */
+	struct sa_gcm gcm __rte_cache_aligned;
 
 	/* read on every burst when the SA runs on ipsec-mb directly; wiped on free */
 	struct ipsecmb_sa mb;
@@ -202,12 +232,17 @@ static inline void sad_prefetch_state(const struct sa *sa, unsigned worker)
 
 	/* the per-packet counters; the drop reasons past them are rare */
 	rte_prefetch0_write(cnt);
-	rte_prefetch0(ipsa);
-	rte_prefetch0(ipsa + RTE_CACHE_LINE_SIZE);
-	rte_prefetch0(ipsa + 2 * RTE_CACHE_LINE_SIZE);
-	/* rte_ipsec's statistics.bytes: 0xc0 in 22.11, past the first three lines (10k SAs:
-	 * 1.32x decrypt, 1.11x encrypt at 64 B; its miss was 23 % of the decrypt worker) */
-	rte_prefetch0(ipsa + 3 * RTE_CACHE_LINE_SIZE);
+	if (sa->own_esp) {
+		rte_prefetch0(&sa->gcm); /* all gcm.c reads instead of rte_ipsec's SA */
+	} else {
+		rte_prefetch0(ipsa);
+		rte_prefetch0(ipsa + RTE_CACHE_LINE_SIZE);
+		rte_prefetch0(ipsa + 2 * RTE_CACHE_LINE_SIZE);
+		/* rte_ipsec's statistics.bytes: 0xc0 in 22.11, past the first three lines (10k
+		 * SAs: 1.32x decrypt, 1.11x encrypt at 64 B; its miss was 23 % of the decrypt
+		 * worker) */
+		rte_prefetch0(ipsa + 3 * RTE_CACHE_LINE_SIZE);
+	}
 	/* only the key lines this SA's crypto reads: with 10k SAs each is a trip to memory */
 	for (unsigned b = sa->key_lines; b != 0; b &= b - 1)
 		rte_prefetch0(key + (unsigned)__builtin_ctz(b) * RTE_CACHE_LINE_SIZE);

@@ -103,12 +103,13 @@ class Plan:
                                     self.p("plain.pcap"), self.p(f"out_{name}.pcap"), extra))
         self.out_cases[name] = (algo, spi, ek, ak, natt, first_seq, esn)
 
-    def add_in(self, name, algo, spi, natt, pkts, expect_plain, counters, extra=""):
+    def add_in(self, name, algo, spi, natt, pkts, expect_plain, counters, extra="", esn=False):
         ek, ak = key(ALGOS[algo][2], spi), key(ALGOS[algo][4], spi + 1)
-        sa = scapy_sa(algo, spi, ek, ak, GW_B, GW_A, natt)
         enc = []
         for seq, pkt, how in pkts:
-            enc.append(mangle(sa, pkt, seq, how))
+            # with ESN the high half goes into the AAD only (RFC 4106 5)
+            sa = scapy_sa(algo, spi, ek, ak, GW_B, GW_A, natt, esn, seq >> 32)
+            enc.append(mangle(sa, pkt, seq & 0xFFFFFFFF, how))
         wrpcap(self.p(f"in_{name}.pcap"), enc, linktype=LINKTYPE_RAW)
         self.lines.append(case_line("in", name, algo, spi, ek, ak, GW_B, GW_A, natt,
                                     self.p(f"in_{name}.pcap"), self.p(f"dec_{name}.pcap"),
@@ -171,6 +172,21 @@ def build(d):
     plan.add_out("cbc-esn", "aes-cbc-128-sha256", spi, True, extra="esn=1 seq=4294967290",
                  first_seq=4294967291, esn=True)
     spi += 1
+    # inbound ESN across 2^32, from a window just below it (seq-in): the high half each
+    # number gets (RFC 4303 appendix A) must be the sender's, or the ICV fails. A duplicate
+    # after the wrap is a replay; one from far below the window is taken for the next span
+    # and so fails its ICV (ESN cannot tell late from forged); in one burst as one by one
+    W = 1 << 32
+    P = plan.plain
+    esn_in = [(W - 6, P[0], ""), (W - 1, P[1], ""), (W + 1, P[2], ""), (W + 1, P[3], ""),
+              (W - 3, P[4], ""), (W + 2, P[5], ""), (W - 100, P[6], "")]
+    for algo in ("aes-gcm-128", "chacha20-poly1305"):
+        for burst in (1, 32):
+            plan.add_in(f"esn-in-{algo}-b{burst}", algo, spi, False, esn_in,
+                        [P[0], P[1], P[2], P[4], P[5]],
+                        {"ok": 5, "replay": 1, "late": 0, "auth": 1, "trailer": 0},
+                        extra=f"esn=1 win=64 seqin={W - 80} burst={burst}", esn=True)
+            spi += 1
     # drops by reason, in one burst and packet by packet, both crypto paths
     P = plan.plain
     bad = [(1, P[0], ""), (2, P[1], ""), (2, P[1], ""), (3, P[2], "icv"), (4, P[9], "pad"),

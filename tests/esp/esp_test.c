@@ -13,8 +13,9 @@
  *       AES-128-GCM outbound and inbound Mpps, CPU crypto against lookaside.
  *
  * Case line: dir=in|out name=N spi=0x.. src=A dst=A [aead=N | cipher=N integ=N]
- *   ek=HEX [ak=HEX] [natt=SPORT:DPORT] [esn=1] [win=N] [seq=N] [mode=cpu|lookaside]
- *   [burst=N] in=PCAP out=PCAP      (algorithm numbers are the proto enums)
+ *   ek=HEX [ak=HEX] [natt=SPORT:DPORT] [esn=1] [win=N] [seq=N] [seqin=N]
+ *   [mode=cpu|lookaside] *   [burst=N] in=PCAP out=PCAP      (algorithm numbers are the proto
+ * enums)
  */
 #define ALLOW_EXPERIMENTAL_API 1
 
@@ -271,6 +272,10 @@ static int run_case(char *line)
 	if (kv(line, "seq", v, sizeof(v))) {
 		s.m.has_seq_out = true;
 		s.m.seq_out = strtoull(v, NULL, 0);
+	}
+	if (kv(line, "seqin", v, sizeof(v))) {
+		s.m.has_seq_in = true;
+		s.m.seq_in = strtoull(v, NULL, 0);
 	}
 	if (kv(line, "burst", v, sizeof(v)))
 		burst = (unsigned)atoi(v);

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <string.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_esp.h>
+#include <rte_ip.h>
+#include <rte_prefetch.h>
+#include <rte_udp.h>
+
+#include "gcm.h"
+#include "ipsecmb.h"
+
+#define ESP_IV_LEN  8
+#define ESP_ALIGN   4 /* RFC 4303: the trailer ends on a 4-byte boundary (GCM has no block) */
+#define NEXT_IPV4   4 /* ESP next header: the tunnel carries IPv4 (out_pre checked) */
+#define GCM_ICV_MAX 16
+
+/* The outer header's length, IP and UDP: the SA's template, as sad.c built it. */
+static inline uint8_t outer_len(const struct sa *sa)
+{
+	return (uint8_t)((sa->family == AF_INET ? sizeof(struct rte_ipv4_hdr)
+						: sizeof(struct rte_ipv6_hdr)) +
+			 (sa->natt ? sizeof(struct rte_udp_hdr) : 0));
+}
+
+/* Where one packet's pieces go, worked out before any byte is written. */
+struct layout {
+	uint8_t *outer;	  /* the new start: template header, then ESP header and IV */
+	uint8_t *payload; /* inner packet, then pad, pad length, next header */
+	uint32_t clen;	  /* bytes GCM encrypts */
+	uint8_t pad;
+};
+
+static inline bool place(struct rte_mbuf *m, uint8_t hl, uint8_t icv, struct layout *l)
+{
+	uint32_t plen = rte_pktmbuf_pkt_len(m);
+	uint32_t clen = RTE_ALIGN_CEIL(plen + sizeof(struct rte_esp_tail), ESP_ALIGN);
+	uint32_t hlen = hl + sizeof(struct rte_esp_hdr) + ESP_IV_LEN;
+	uint32_t tlen = clen - plen + icv;
+
+	if (unlikely(m->nb_segs != 1 || rte_pktmbuf_tailroom(m) < tlen ||
+		     rte_pktmbuf_headroom(m) < hlen || plen + hlen + tlen > UINT16_MAX))
+		return false;
+	l->payload = rte_pktmbuf_mtod(m, uint8_t *);
+	l->outer = (uint8_t *)rte_pktmbuf_prepend(m, (uint16_t)hlen);
+	rte_pktmbuf_append(m, (uint16_t)tlen);
+	l->clen = clen;
+	l->pad = (uint8_t)(clen - plen - sizeof(struct rte_esp_tail));
+	return true;
+}
+
+/* Template, lengths, IPv4 id, ESP header, IV and trailer of one packet with number @seq. */
+static inline void build(const struct sa *sa, struct rte_mbuf *m, uint8_t hl,
+			 const struct layout *l, uint64_t seq)
+{
+	uint16_t tot = (uint16_t)rte_pktmbuf_pkt_len(m);
+	struct rte_esp_hdr *esp = (struct rte_esp_hdr *)(l->outer + hl);
+	uint64_t iv = rte_cpu_to_be_64(seq);
+	uint8_t *t = l->payload + l->clen - sizeof(struct rte_esp_tail) - l->pad;
+
+	memcpy(l->outer, sa->gcm.out.hdr, hl);
+	if (sa->family == AF_INET) {
+		struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)l->outer;
+
+		ip->total_length = rte_cpu_to_be_16(tot);
+		ip->packet_id = rte_cpu_to_be_16((uint16_t)seq);
+		if (sa->natt)
+			((struct rte_udp_hdr *)(ip + 1))->dgram_len =
+			    rte_cpu_to_be_16((uint16_t)(tot - sizeof(*ip)));
+	} else {
+		struct rte_ipv6_hdr *ip = (struct rte_ipv6_hdr *)l->outer;
+
+		ip->payload_len = rte_cpu_to_be_16((uint16_t)(tot - sizeof(*ip)));
+		if (sa->natt)
+			((struct rte_udp_hdr *)(ip + 1))->dgram_len = ip->payload_len;
+	}
+	esp->spi = sa->gcm.out.spi;
+	esp->seq = rte_cpu_to_be_32((uint32_t)seq);
+	memcpy(esp + 1, &iv, ESP_IV_LEN);
+	/* RFC 4303 2.4: pad bytes count up from 1 */
+	for (uint8_t i = 0; i < l->pad; i++)
+		t[i] = (uint8_t)(i + 1);
+	t[l->pad] = l->pad;
+	t[l->pad + 1] = NEXT_IPV4;
+	m->l2_len = 0;
+	m->l3_len = hl;
+}
+
+uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		     uint64_t seq, uint16_t *no_room)
+{
+	uint8_t hl = outer_len(sa);
+	IMB_MGR *mgr = ipsecmb_mgr(worker);
+	const struct ipsecmb_sa *k = &sa->mb;
+	struct rte_mbuf *bad[n];
+	struct gcm_context_data ctx;
+	/* RFC 4106: nonce = salt | IV; AAD = SPI | [seq high |] seq low (RFC 4303 2.2.1) */
+	uint8_t nonce[16] __rte_aligned(16);
+	uint32_t aad[3];
+	uint16_t ok = 0, nb = 0;
+	uint64_t last = sa->esn ? UINT64_MAX : UINT32_MAX;
+
+	*no_room = 0;
+	memcpy(nonce, sa->gcm.out.salt, sizeof(sa->gcm.out.salt));
+	aad[0] = sa->gcm.out.spi;
+	for (uint16_t i = 0; i < n; i++, seq++) {
+		struct rte_mbuf *m = mb[i];
+		struct layout l;
+		uint64_t iv = rte_cpu_to_be_64(seq);
+		uint8_t *icv;
+
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(mb[i + 1], void *));
+		if (unlikely(seq > last || seq == 0)) {
+			bad[nb++] = m;
+			continue;
+		}
+		if (unlikely(!place(m, hl, k->tag_len, &l))) {
+			(*no_room)++;
+			bad[nb++] = m;
+			continue;
+		}
+		build(sa, m, hl, &l, seq);
+		memcpy(nonce + 4, &iv, ESP_IV_LEN);
+		if (sa->esn) {
+			aad[1] = rte_cpu_to_be_32((uint32_t)(seq >> 32));
+			aad[2] = rte_cpu_to_be_32((uint32_t)seq);
+		} else {
+			aad[1] = rte_cpu_to_be_32((uint32_t)seq);
+		}
+		icv = l.payload + l.clen;
+		if (k->key_len == 16)
+			IMB_AES128_GCM_ENC(mgr, &k->k.gcm, &ctx, l.payload, l.payload, l.clen,
+					   nonce, (const uint8_t *)aad, k->aad_len, icv,
+					   k->tag_len);
+		else
+			IMB_AES256_GCM_ENC(mgr, &k->k.gcm, &ctx, l.payload, l.payload, l.clen,
+					   nonce, (const uint8_t *)aad, k->aad_len, icv,
+					   k->tag_len);
+		mb[ok++] = m;
+	}
+	explicit_bzero(&ctx, sizeof(ctx));
+	memcpy(&mb[ok], bad, nb * sizeof(*bad));
+	return ok;
+}
+
+/*
+ * RFC 4303 appendix A2.2: the whole number of a packet whose low half is @lo,
+ * for a window of @w numbers ending at @top (without a window, half the space
+ * either side of it).
+ */
+static inline uint64_t esn_of(uint64_t top, uint32_t lo, uint32_t w)
+{
+	uint32_t tl = (uint32_t)top, th = (uint32_t)(top >> 32);
+	uint32_t bottom;
+
+	if (w == 0)
+		w = 1u << 31;
+	bottom = tl - w + 1;
+	if (tl >= w - 1)
+		th += lo < bottom; /* the window lies in one 2^32 span: below it is the next span */
+	else if (th != 0)
+		th -= lo >= bottom; /* it straddles two: above its bottom is the span before */
+	return (uint64_t)th << 32 | lo;
+}
+
+/* 0 if @seq may still come in, else why not. Reads what a locked writer updates. */
+static inline enum sa_drop window_check(const struct sa_gcm *g, uint64_t seq)
+{
+	uint64_t top = __atomic_load_n(&g->in.top, __ATOMIC_RELAXED), w;
+
+	if (g->in.size == 0 || seq > top)
+		return SA_DROP_MAX;
+	if (seq == 0 || seq + g->in.size < top)
+		return SA_DROP_LATE;
+	w = __atomic_load_n(&g->in.bits[(seq >> 6) & g->in.mask], __ATOMIC_RELAXED);
+	return (w >> (seq & 63)) & 1 ? SA_DROP_REPLAY : SA_DROP_MAX;
+}
+
+/* Take @seq into the window (it passed window_check under the same lock). */
+static inline void window_take(struct sa_gcm *g, uint64_t seq)
+{
+	uint64_t top = g->in.top, *b;
+
+	if (seq > top) {
+		/* buckets the window slid past start empty */
+		uint64_t from = top >> 6, to = seq >> 6;
+
+		for (uint64_t i = 1;
+		     g->in.size && i <= RTE_MIN(to - from, (uint64_t)g->in.mask + 1); i++)
+			__atomic_store_n(&g->in.bits[(from + i) & g->in.mask], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&g->in.top, seq, __ATOMIC_RELAXED);
+	}
+	if (g->in.size == 0)
+		return;
+	b = &g->in.bits[(seq >> 6) & g->in.mask];
+	__atomic_store_n(b, *b | 1ull << (seq & 63), __ATOMIC_RELAXED);
+}
+
+/* The trailer of a decrypted payload of @clen bytes at @p: its length, or -1 if malformed. */
+static inline int trailer(const uint8_t *p, uint32_t clen)
+{
+	const struct rte_esp_tail *t = (const void *)(p + clen - sizeof(*t));
+	uint8_t bad = t->next_proto != NEXT_IPV4;
+
+	if (t->pad_len + sizeof(*t) > clen)
+		return -1;
+	/* RFC 4303 2.4: the receiver checks the pad bytes are 1, 2, ... */
+	for (uint8_t i = 0; i < t->pad_len; i++)
+		bad |= p[clen - sizeof(*t) - t->pad_len + i] != (uint8_t)(i + 1);
+	return bad ? -1 : (int)(t->pad_len + sizeof(*t));
+}
+
+uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], uint16_t n,
+		     unsigned worker, uint8_t why[], uint64_t *seq_max)
+{
+	IMB_MGR *mgr = ipsecmb_mgr(worker);
+	const struct ipsecmb_sa *k = &sa->mb;
+	struct sa_gcm *g = &sa->gcm;
+	struct gcm_context_data ctx;
+	uint8_t nonce[16] __rte_aligned(16);
+	uint8_t tag[GCM_ICV_MAX] __rte_aligned(16);
+	uint64_t seq[n], top = __atomic_load_n(&g->in.top, __ATOMIC_RELAXED);
+	uint16_t cut[n];
+	struct rte_mbuf *bad[n];
+	uint8_t bad_why[n];
+	uint16_t ok = 0, nb = 0, nc = 0;
+	bool track = g->in.size != 0 || sa->esn;
+
+	memcpy(nonce, g->in.salt, sizeof(g->in.salt));
+	/* check the window, authenticate and decrypt, check the trailer */
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = mb[i];
+		uint8_t *esp = rte_pktmbuf_mtod_offset(m, uint8_t *, m->l3_len);
+		uint8_t *p = esp + sizeof(struct rte_esp_hdr) + ESP_IV_LEN;
+		int32_t clen = (int32_t)rte_pktmbuf_pkt_len(m) - (int32_t)m->l3_len -
+			       (int32_t)(sizeof(struct rte_esp_hdr) + ESP_IV_LEN + k->tag_len);
+		uint32_t aad[3];
+		enum sa_drop r;
+		int tl;
+
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(mb[i + 1], void *));
+		if (unlikely(m->nb_segs != 1 || clen < (int32_t)sizeof(struct rte_esp_tail) ||
+			     (clen & (ESP_ALIGN - 1)) != 0)) {
+			r = SA_DROP_OTHER;
+			goto drop;
+		}
+		seq[nc] = sa->esn ? esn_of(top, sq[i], g->in.size) : sq[i];
+		r = window_check(g, seq[nc]);
+		if (unlikely(r != SA_DROP_MAX))
+			goto drop;
+		memcpy(nonce + 4, esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN);
+		memcpy(&aad[0], esp, 4); /* the SPI */
+		if (sa->esn) {
+			aad[1] = rte_cpu_to_be_32((uint32_t)(seq[nc] >> 32));
+			memcpy(&aad[2], esp + 4, 4);
+		} else {
+			memcpy(&aad[1], esp + 4, 4);
+		}
+		if (k->key_len == 16)
+			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, p, p, (uint64_t)clen, nonce,
+					   (const uint8_t *)aad, k->aad_len, tag, k->tag_len);
+		else
+			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, p, p, (uint64_t)clen, nonce,
+					   (const uint8_t *)aad, k->aad_len, tag, k->tag_len);
+		if (unlikely(!ipsecmb_tag_equal(tag, p + clen, k->tag_len))) {
+			r = SA_DROP_AUTH;
+			goto drop;
+		}
+		tl = trailer(p, (uint32_t)clen);
+		if (unlikely(tl < 0)) {
+			r = SA_DROP_TRAILER;
+			goto drop;
+		}
+		cut[nc] = (uint16_t)(tl + k->tag_len);
+		mb[nc++] = m;
+		continue;
+	drop:
+		bad_why[nb] = (uint8_t)r;
+		bad[nb++] = m;
+	}
+	explicit_bzero(&ctx, sizeof(ctx));
+	/* only authenticated numbers move the window, one worker at a time */
+	if (track && sa->window_lock)
+		rte_spinlock_lock(&sa->in_lock);
+	*seq_max = 0;
+	for (uint16_t i = 0; i < nc; i++) {
+		struct rte_mbuf *m = mb[i];
+		enum sa_drop r = track ? window_check(g, seq[i]) : SA_DROP_MAX;
+
+		if (unlikely(r != SA_DROP_MAX)) { /* an earlier one of this burst had it */
+			bad_why[nb] = (uint8_t)r;
+			bad[nb++] = m;
+			continue;
+		}
+		if (track)
+			window_take(g, seq[i]);
+		*seq_max = RTE_MAX(*seq_max, seq[i]);
+		rte_pktmbuf_adj(m, (uint16_t)(m->l3_len + sizeof(struct rte_esp_hdr) + ESP_IV_LEN));
+		rte_pktmbuf_trim(m, cut[i]);
+		m->packet_type = RTE_PTYPE_UNKNOWN;
+		m->l2_len = m->l3_len = 0;
+		mb[ok++] = m;
+	}
+	if (track && sa->window_lock)
+		rte_spinlock_unlock(&sa->in_lock);
+	memcpy(&mb[ok], bad, nb * sizeof(*bad));
+	memcpy(why, bad_why, nb);
+	return ok;
+}
