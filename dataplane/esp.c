@@ -562,19 +562,19 @@ static inline uint16_t within_limits(struct sa *sa, struct rte_mbuf *mb[], uint1
 	uint64_t packets = 0, bytes = 0;
 	uint16_t k = n;
 
-	if (likely(sa->hard.packets == 0 && sa->hard.bytes == 0))
+	if (likely(sa->hard_packets == 0 && sa->hard_bytes == 0))
 		return n;
 	for (unsigned w = 0; w < sad_workers; w++) {
 		packets += sad_cnt(sa)[w].packets;
 		bytes += sad_cnt(sa)[w].bytes;
 	}
-	if (sa->hard.packets != 0)
-		k = packets >= sa->hard.packets ? 0
-						: RTE_MIN((uint64_t)k, sa->hard.packets - packets);
-	if (sa->hard.bytes != 0)
+	if (sa->hard_packets != 0)
+		k = packets >= sa->hard_packets ? 0
+						: RTE_MIN((uint64_t)k, sa->hard_packets - packets);
+	if (sa->hard_bytes != 0)
 		for (uint16_t i = 0; i < k; i++) {
 			bytes += mb[i]->pkt_len;
-			if (bytes > sa->hard.bytes) {
+			if (bytes > sa->hard_bytes) {
 				k = i;
 				break;
 			}

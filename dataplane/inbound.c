@@ -103,19 +103,19 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *cons
 	const uint8_t *l3[WORKER_BURST];
 	uint16_t len[WORKER_BURST];
 	struct spd_policy *pol[WORKER_BURST];
-	void *pol_sa[WORKER_BURST];
+	struct spd_verdict v[WORKER_BURST];
 	uint16_t k = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
 		l3[i] = rte_pktmbuf_mtod(m[i], const uint8_t *);
 		len[i] = rte_pktmbuf_data_len(m[i]); /* ports too, not just the IP header */
 	}
-	spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, len, n, w->id, now, pol, pol_sa);
+	spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, len, n, w->id, now, pol, v);
 	for (uint16_t i = 0; i < n; i++) {
-		const struct sa *bound = pol_sa[i];
+		const struct sa *bound = v[i].sa;
 
-		if (pol[i] != NULL && pol[i]->action == DPSEC__ACTION__ACT_PROTECT &&
-		    bound != NULL && same_tunnel(bound, sa[i])) {
+		if (v[i].action == DPSEC__ACTION__ACT_PROTECT && bound != NULL &&
+		    same_tunnel(bound, sa[i])) {
 			rte_pktmbuf_prepend(m[i], sizeof(struct rte_ether_hdr));
 			m[i]->l2_len = sizeof(struct rte_ether_hdr);
 			m[k++] = m[i];

@@ -145,7 +145,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	const uint8_t *l3[WORKER_BURST];
 	uint16_t l3_len[WORKER_BURST];
 	struct spd_policy *pol[WORKER_BURST];
-	void *sas[WORKER_BURST]; /* struct sa */
+	struct spd_verdict v[WORKER_BURST];
 	struct rte_mbuf *plain[WORKER_BURST], *other[WORKER_BURST];
 	uint32_t plain_hop[WORKER_BURST], other_hop[WORKER_BURST];
 	struct esp_group groups[WORKER_BURST];
@@ -153,13 +153,13 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	uint64_t now = rte_get_timer_cycles();
 
 	l3_of(pkts, n, l3, l3_len);
-	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET, l3, l3_len, n, w->id, now, pol, sas);
+	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET, l3, l3_len, n, w->id, now, pol, v);
 	/* start loading every SA of the burst before the first one is needed */
 	for (uint16_t i = 0, last = n; i < n; i++) {
-		if (sas[i] == NULL)
+		if (v[i].sa == NULL)
 			continue;
-		if (last == n || sas[i] != sas[last])
-			sad_prefetch(sas[i], true);
+		if (last == n || v[i].sa != v[last].sa)
+			sad_prefetch(v[i].sa, true);
 		last = i;
 	}
 	for (uint16_t i = 0; i < n; i++) {
@@ -172,13 +172,13 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 			other_hop[n_other++] = local ? 0 : hop[i];
 			continue;
 		}
-		switch (p->action) {
+		switch (v[i].action) {
 		case DPSEC__ACTION__ACT_BYPASS:
 			plain[n_plain] = m;
 			plain_hop[n_plain++] = local ? 0 : hop[i];
 			break;
 		case DPSEC__ACTION__ACT_PROTECT:
-			sa = sas[i];
+			sa = v[i].sa;
 			if (unlikely(sa == NULL)) {
 				/* Never plaintext for a protected selector: ask IKE for an SA. */
 				acquire(w, p, m, now);
@@ -203,10 +203,9 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	if (n_other > 0) {
 		/* No outbound policy: cleartext an inbound protect policy covers is refused. */
 		l3_of(other, n_other, l3, l3_len);
-		spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, l3_len, n_other, w->id, now, pol,
-			     NULL);
+		spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, l3_len, n_other, w->id, now, pol, v);
 		for (uint16_t i = 0; i < n_other; i++) {
-			if (pol[i] != NULL && pol[i]->action != DPSEC__ACTION__ACT_BYPASS) {
+			if (pol[i] != NULL && v[i].action != DPSEC__ACTION__ACT_BYPASS) {
 				tx_drop(w, in_port, other[i], STATS_DROP_POLICY);
 				continue;
 			}

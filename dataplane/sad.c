@@ -162,9 +162,8 @@ int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errl
 	    .extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
 	};
 
-	/* what sad_prefetch counts on: a worker needs two lines of struct sa */
-	RTE_BUILD_BUG_ON(offsetof(struct sa, hard.bytes) + sizeof(uint64_t) >
-			 2 * RTE_CACHE_LINE_SIZE);
+	/* what sad_prefetch counts on: every burst needs one line of struct sa */
+	RTE_BUILD_BUG_ON(offsetof(struct sa, hard_bytes) + sizeof(uint64_t) > RTE_CACHE_LINE_SIZE);
 	memset(natt_refs, 0, sizeof(natt_refs));
 	memset(sad_natt_ports, 0, sizeof(sad_natt_ports));
 	sad_natt_inbound = 0;
@@ -599,9 +598,9 @@ static void lifetime_copy(const Dpsec__Lifetime *l, struct sa *sa)
 	sa->soft.bytes = l->has_soft_bytes ? l->soft_bytes : 0;
 	sa->soft.packets = l->has_soft_packets ? l->soft_packets : 0;
 	sa->soft.seconds = l->has_soft_seconds ? l->soft_seconds : 0;
-	sa->hard.bytes = l->has_hard_bytes ? l->hard_bytes : 0;
-	sa->hard.packets = l->has_hard_packets ? l->hard_packets : 0;
-	sa->hard.seconds = l->has_hard_seconds ? l->hard_seconds : 0;
+	sa->hard_bytes = l->has_hard_bytes ? l->hard_bytes : 0;
+	sa->hard_packets = l->has_hard_packets ? l->hard_packets : 0;
+	sa->hard_seconds = l->has_hard_seconds ? l->hard_seconds : 0;
 }
 
 int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
@@ -1005,9 +1004,9 @@ static Dpsec__SaInfo *info_make(const struct sa *sa, uint64_t now_tsc, time_t no
 	b->life.soft_bytes = sa->soft.bytes;
 	b->life.soft_packets = sa->soft.packets;
 	b->life.soft_seconds = sa->soft.seconds;
-	b->life.hard_bytes = sa->hard.bytes;
-	b->life.hard_packets = sa->hard.packets;
-	b->life.hard_seconds = sa->hard.seconds;
+	b->life.hard_bytes = sa->hard_bytes;
+	b->life.hard_packets = sa->hard_packets;
+	b->life.hard_seconds = sa->hard_seconds;
 	b->add.lifetime = &b->life;
 
 	b->info.sa = &b->add;
@@ -1162,7 +1161,11 @@ void sad_check_lifetimes(uint64_t now_tsc, sad_expire_cb cb, sad_lease_cb lease,
 		secs = (now_tsc - sa->add_tsc) / hz;
 		seq_max = sa->esn ? UINT64_MAX : UINT32_MAX;
 		seq_last = sa->seq_first - 1 + t.seq_used;
-		if (t.seq_exhausted || limits_hit(&sa->hard, &t, secs)) {
+		if (t.seq_exhausted ||
+		    limits_hit(&(struct sa_lifetime){.packets = sa->hard_packets,
+						     .bytes = sa->hard_bytes,
+						     .seconds = sa->hard_seconds},
+			       &t, secs)) {
 			/* workers see the flag on their next burst; no ordering needed beyond that
 			 */
 			__atomic_store_n(&sa->expired_hard, true, __ATOMIC_RELEASE);

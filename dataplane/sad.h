@@ -101,16 +101,15 @@ struct sa_gcm {
 
 struct sa {
 	/*
-	 * Read on every burst, two lines: a worker touches nothing else of this
-	 * struct (but src for NAT-T, inbound), so 10k SAs each cost those two
-	 * lines (sad_prefetch).
-	 */
-	struct rte_ipsec_session ss;
-	/*
-	 * Outbound sequence numbers handed to rte_ipsec so far, by every worker,
-	 * on a line the burst reads anyway (the counter slots, sad_cnt(), follow
-	 * the record instead of being pointed at from here). Workers sharing one
-	 * SA pass this line between them once a burst, as they did its own line.
+	 * Line 0, read on every burst: a worker reads no other line of the record
+	 * but the ESP state below that its kind needs (gcm, or ss and rte_ipsec's
+	 * SA), the keys it uses, and src/dst for NAT-T inbound. 10k SAs each cost
+	 * these lines (sad_prefetch, sad_prefetch_state).
+	 *
+	 * seq_taken: outbound sequence numbers handed out so far, by every worker
+	 * (the counter slots, sad_cnt(), follow the record instead of being
+	 * pointed at from here). Workers sharing one SA pass this line between
+	 * them once a burst.
 	 */
 	uint64_t seq_taken;
 	bool expired_hard; /* set by the control thread; workers then drop */
@@ -129,8 +128,18 @@ struct sa {
 	/* outbound: sequence numbers this SA may use in all (its lease), SAD_NO_LEASE
 	 * for none; written by the control thread, read atomically */
 	uint64_t seq_max;
-	/* held exactly by the workers (esp.c), packets and bytes on the second line */
-	struct sa_lifetime hard;
+	/* hard limits, held exactly by the workers (esp.c); 0 = none */
+	uint64_t hard_packets, hard_bytes;
+
+	/* own_esp: the packet template or replay window, in place of rte_ipsec's SA */
+	struct sa_gcm gcm __rte_cache_aligned;
+
+	/* read on every burst when the SA runs on ipsec-mb directly; wiped on free */
+	struct ipsecmb_sa mb;
+
+	/* the other SAs' rte_ipsec session (not read for own_esp SAs) */
+	struct rte_ipsec_session ss;
+
 	uint8_t src[16], dst[16]; /* outer addresses (NAT-T moves; the packets carry dst) */
 	uint32_t replay_window;	  /* only a refusal reads it */
 
@@ -142,6 +151,7 @@ struct sa {
 	Dpsec__Integ integ;
 	bool expired_soft;
 	struct sa_lifetime soft;
+	uint64_t hard_seconds;
 	uint64_t add_tsc;
 	uint64_t seq_first; /* first outbound sequence number */
 	const char *dev_name;
@@ -157,12 +167,6 @@ struct sa {
 
 	rte_spinlock_t in_lock __rte_cache_aligned; /* inbound: one window update at a time */
 	uint64_t win_top;			    /* the window's right edge, under in_lock */
-
-	/* own_esp: the packet template or replay window, in place of rte_ipsec's SA */
-	struct sa_gcm gcm __rte_cache_aligned;
-
-	/* read on every burst when the SA runs on ipsec-mb directly; wiped on free */
-	struct ipsecmb_sa mb;
 };
 
 extern unsigned sad_workers; /* counter slots per SA */
@@ -209,19 +213,17 @@ static inline const void *sad_ipsa_at(const struct sa *sa)
 /*
  * Before a burst touches them: the lines of @sa a worker reads or writes,
  * and no more (10k SAs miss the cache, and a core has only so many misses in
- * flight: each line left out counts). Two steps: the record itself when the
- * burst is sorted by SA, then, with its key_lines at hand, the state ESP works
- * on (counters, rte_ipsec's SA, keys) a few SAs ahead of its turn.
+ * flight: each line left out counts). Two steps: the record's first line when
+ * the burst is sorted by SA, then, with own_esp and key_lines at hand, the
+ * state ESP works on (counters, gcm or rte_ipsec's session and SA, keys) a
+ * few SAs ahead of its turn.
  */
 static inline void sad_prefetch(const struct sa *sa, bool outbound)
 {
-	const uint8_t *p = (const uint8_t *)sa;
-
-	rte_prefetch0(p);
 	if (outbound)
-		rte_prefetch0_write(p + RTE_CACHE_LINE_SIZE); /* seq_taken */
+		rte_prefetch0_write(sa); /* seq_taken */
 	else
-		rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
+		rte_prefetch0(sa);
 }
 
 static inline void sad_prefetch_state(const struct sa *sa, unsigned worker)
@@ -235,6 +237,7 @@ static inline void sad_prefetch_state(const struct sa *sa, unsigned worker)
 	if (sa->own_esp) {
 		rte_prefetch0(&sa->gcm); /* all gcm.c reads instead of rte_ipsec's SA */
 	} else {
+		rte_prefetch0(&sa->ss);
 		rte_prefetch0(ipsa);
 		rte_prefetch0(ipsa + RTE_CACHE_LINE_SIZE);
 		rte_prefetch0(ipsa + 2 * RTE_CACHE_LINE_SIZE);

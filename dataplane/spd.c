@@ -65,9 +65,9 @@ struct spd_wstat {
  * Direct-mapped: sized for tens of thousands of flows (4096 entries held
  * 10,000 flows badly: 10k-SA encrypt ran 25 % slower). Entries carry the SPD
  * epoch; every commit bumps it, so no entry outlives the context (and slots)
- * it was computed from. Entries keep the policy's SA too, so that with many
- * SAs the SA starts loading without waiting for the policy's line; binding an
- * SA bumps the epoch as well.
+ * it was computed from. Entries keep the policy's SA and action too, so that
+ * with many policies a hit needs no more of the policy's line than its counter
+ * (and the SA starts loading at once); binding an SA bumps the epoch as well.
  */
 #define FLOW_CACHE_SIZE 65536 /* per direction; a power of two (2 MB) */
 
@@ -75,9 +75,15 @@ struct flow_ent {
 	uint64_t addrs; /* source and destination as on the wire */
 	uint64_t rest;	/* ports << 8 | protocol */
 	uint32_t epoch; /* 0: never filled */
-	uint32_t res;	/* rte_acl result: slot + 1, 0 = no policy */
-	void *sa;	/* the policy's SA when filled */
+	uint16_t res;	/* rte_acl result: slot + 1, 0 = no policy */
+	uint8_t action; /* the policy's, when filled */
+	uint8_t pad;
+	void *sa; /* the policy's SA when filled */
 };
+
+/* res holds a slot + 1; two entries to a line */
+_Static_assert(SPD_MAX_POLICIES < UINT16_MAX, "flow_ent.res is 16 bits");
+_Static_assert(sizeof(struct flow_ent) == 32, "flow_ent is half a cache line");
 
 struct flow_cache {
 	struct flow_ent e[2][FLOW_CACHE_SIZE];
@@ -253,7 +259,7 @@ static inline void count(struct spd_wstat *w, uint64_t now)
 
 void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t l3_len[],
 		  uint16_t n, unsigned worker, uint64_t now_tsc, struct spd_policy *out[],
-		  void *out_sa[])
+		  struct spd_verdict v[])
 {
 	bool v6 = family == AF_INET6;
 	const struct rte_acl_ctx *ctx;
@@ -301,8 +307,8 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 			const uint8_t *d = keys[i];
 
 			out[base + i] = NULL;
-			if (out_sa != NULL)
-				out_sa[base + i] = NULL;
+			if (v != NULL)
+				v[base + i] = (struct spd_verdict){NULL, 0};
 			if (unlikely(d == NULL))
 				continue;
 			miss[k] = NULL;
@@ -310,13 +316,15 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 				struct flow_ent *e = fe[i];
 
 				if (e->epoch == epoch && e->addrs == fa[i] && e->rest == fr[i]) {
-					/* with many policies these lines are cold: load them
-					 * now, count once the whole burst is looked up */
+					/* with many policies the counter's line is cold: load
+					 * it now, count once the whole burst is looked up */
 					if (e->res != 0) {
 						out[base + i] = &spd.tab[e->res - 1];
-						if (out_sa != NULL)
-							out_sa[base + i] = e->sa;
-						rte_prefetch0(out[base + i]);
+						if (v != NULL)
+							v[base + i] =
+							    (struct spd_verdict){e->sa, e->action};
+						else
+							rte_prefetch0(out[base + i]);
 						rte_prefetch0_write(&ws[e->res - 1]);
 						hit[nh++] = e->res - 1;
 					}
@@ -336,18 +344,21 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 			continue;
 		rte_acl_classify(ctx, data, res, k, 1);
 		for (i = 0; i < k; i++) {
-			void *sa = res[i] != 0 ? spd_policy_sa(&spd.tab[res[i] - 1]) : NULL;
+			const struct spd_policy *pol = res[i] != 0 ? &spd.tab[res[i] - 1] : NULL;
+			void *sa = pol != NULL ? spd_policy_sa(pol) : NULL;
+			uint8_t action = pol != NULL ? pol->action : 0;
 
 			if (miss[i] != NULL) {
-				miss[i]->res = res[i];
+				miss[i]->res = (uint16_t)res[i];
+				miss[i]->action = action;
 				miss[i]->sa = sa;
 				miss[i]->epoch = epoch;
 			}
-			if (res[i] == 0)
+			if (pol == NULL)
 				continue;
 			out[idx[i]] = &spd.tab[res[i] - 1];
-			if (out_sa != NULL)
-				out_sa[idx[i]] = sa;
+			if (v != NULL)
+				v[idx[i]] = (struct spd_verdict){sa, action};
 			count(&ws[res[i] - 1], now_tsc);
 		}
 	}

@@ -106,6 +106,15 @@ uint64_t spd_build_count(void);
 /* ---- workers ---- */
 
 /*
+ * What a match says, most often straight from the flow cache, i.e. without
+ * touching the policy's line (with 10k policies, a miss per packet).
+ */
+struct spd_verdict {
+	void *sa;	/* spd_policy_sa() of the match; NULL for none */
+	uint8_t action; /* Dpsec__Action of the match; 0 for none */
+};
+
+/*
  * Classify @n packets of one direction and family (AF_INET/AF_INET6). @l3[i] points at
  * the IP header, @l3_len[i] bytes of which are contiguous and already validated (a whole
  * IPv4 header of ihl*4 bytes, or a 40-byte IPv6 header). Ports are read only from
@@ -113,12 +122,11 @@ uint64_t spd_build_count(void);
  * truncated L4 header) match as ports 0, i.e. only selectors whose port range holds 0
  * (normally: none given). @out[i] is the matching policy or NULL; it stays valid until
  * @worker next reports quiescent. Counts a packet and @now_tsc on each match.
- * @out_sa, unless NULL: spd_policy_sa() of each match (NULL for none), most
- * often from the flow cache, i.e. without touching the policy's line.
+ * @v, unless NULL: each match's SA and action, for callers that need no more of it.
  */
 void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t l3_len[],
 		  uint16_t n, unsigned worker, uint64_t now_tsc, struct spd_policy *out[],
-		  void *out_sa[]);
+		  struct spd_verdict v[]);
 
 /* Trap policies: true at most once per second per policy and worker (raise ACQUIRE). */
 bool spd_trap_should_raise(const struct spd_policy *p, unsigned worker, uint64_t now_tsc);

@@ -213,18 +213,19 @@ static struct pkt pkt6(const char *src, const char *dst, unsigned proto, unsigne
 }
 
 /* @sa (unless NULL): the SA spd_classify() handed out with the match, which must be the
- * policy's own, cached or not */
+ * policy's own, cached or not, as must the action */
 static struct spd_policy *classify_sa(int dir, const struct pkt *p, unsigned worker, void **sa)
 {
 	const uint8_t *l3[1] = {p->b};
 	uint16_t len[1] = {p->len};
 	struct spd_policy *out[1];
-	void *out_sa[1];
+	struct spd_verdict v[1];
 
-	spd_classify(dir, p->family, l3, len, 1, worker, rte_rdtsc(), out, out_sa);
-	assert_ptr_equal(out_sa[0], out[0] != NULL ? spd_policy_sa(out[0]) : NULL);
+	spd_classify(dir, p->family, l3, len, 1, worker, rte_rdtsc(), out, v);
+	assert_ptr_equal(v[0].sa, out[0] != NULL ? spd_policy_sa(out[0]) : NULL);
+	assert_int_equal(v[0].action, out[0] != NULL ? out[0]->action : 0);
 	if (sa != NULL)
-		*sa = out_sa[0];
+		*sa = v[0].sa;
 	return out[0];
 }
 
