@@ -213,9 +213,10 @@ def markdown(res):
                         for k, c in res["memlat"])
         L.append("Memory, same run (`build/bench/memlat`: dependent loads, one per 64-B line "
                  "in a random order, transparent huge pages, on the worker's CPU), TSC cycles "
-                 "per load: %s. With 10k SAs every packet of a burst reads another SA's 12 "
-                 "lines (SA, its counters, rte_ipsec's SA, keys; GCM-128) and 3 of the SPD "
-                 "(flow entry, policy, its counters): ~15 lines, 10 MB across the 10k, past "
+                 "per load: %s. With 10k SAs every packet of a burst reads another SA's ~8 "
+                 "lines (GCM: its hot line, GCM template, counters, ~5 key lines; CBC+HMAC "
+                 "also rte_ipsec's session and SA) and 2 of the SPD (flow entry, its "
+                 "policy's counters): ~10 lines, ~7 MB across the 10k, past "
                  "the sizes that answer from cache here, so each packet waits on memory for "
                  "each of them, overlapped only as far as the core's misses in flight allow." % lat)
         L.append("")
