@@ -48,7 +48,7 @@ PROGS     := $(BUILD)/dpsec-dataplane $(BUILD)/dpsecctl $(BUILD)/dpsec-ike
 SAN_PROGS := $(BUILD)/san/dpsec-dataplane $(BUILD)/san/dpsecctl
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all san deps test bench demo install clean format
+.PHONY: all san deps test bench ab demo install clean format
 all: $(PROGS)
 san: $(SAN_PROGS) $(UNIT_BINS)
 
@@ -72,6 +72,16 @@ test:
 
 bench:
 	tests/bench/run.sh
+
+# Is this tree's dataplane faster than BASE (a git revision or a binary)? Interleaved pairs,
+# median ratio: `make ab BASE=75e418a [CASES="decrypt:aes-gcm-128:64:10000"] [PAIRS=8]`.
+CASES ?= encrypt:aes-gcm-128:64:1 decrypt:aes-gcm-128:64:1
+PAIRS ?= 6
+ab: $(BUILD)/dpsec-dataplane
+	@[ -n "$(BASE)" ] || { echo "make ab: set BASE=<git revision or dataplane binary>" >&2; exit 2; }
+	@[ "$$(id -u)" -eq 0 ] || { echo "make ab: must run as root" >&2; exit 2; }
+	deploy/hugepages.sh
+	/usr/bin/python3 tests/bench/ab.py --base "$(BASE)" --pairs $(PAIRS) $(CASES)
 
 demo:
 	deploy/demo.sh
