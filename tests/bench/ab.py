@@ -15,9 +15,11 @@ the ratio of two averages. Writes build/bench/ab.json.
 """
 
 import argparse
+import filecmp
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +91,7 @@ def main():
         sys.exit("ab: --pairs must be at least 1")
     cases = [parse_case(c) for c in a.cases]
     bins = {"base": binary(a.base), "new": binary(a.new)}
-    if subprocess.run(["cmp", "-s", bins["base"], bins["new"]]).returncode == 0:
+    if filecmp.cmp(bins["base"], bins["new"], shallow=False):
         print("ab: note: base and new are the same binary", flush=True)
 
     work = tempfile.mkdtemp(prefix="dpsec-ab-")
@@ -120,10 +122,9 @@ def main():
                 print("%s %s %s %d pair %d: base %.3f new %.3f Mpps, new/base %.3f" % (
                     direction, algo, size, sas, p + 1, res["base"] / 1e6, res["new"] / 1e6,
                     runs[-1]["ratio"]), flush=True)
-            ratios = sorted(r["ratio"] for r in runs)
+            ratios = [r["ratio"] for r in runs]
             case = {"direction": direction, "algo": algo, "size": size, "sas": sas,
-                    "median_ratio": ratios[len(ratios) // 2] if len(ratios) % 2 else
-                    (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2,
+                    "median_ratio": statistics.median(ratios),
                     "new_won": sum(r > 1 for r in ratios), "runs": runs}
             report["cases"].append(case)
             print("%s %s %s %d: median new/base %.3f, new faster in %d of %d pairs" % (
