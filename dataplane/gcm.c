@@ -108,6 +108,21 @@ static inline void build(const struct sa *sa, struct rte_mbuf *m, uint8_t hl,
 	m->l3_len = hl;
 }
 
+/*
+ * A packet's nonce and AAD, written a pass before ipsec-mb reads them: read
+ * right after they were stored, they cannot be forwarded from the store
+ * buffer to the library's wider (masked) loads, and each call waited for the
+ * stores to reach L1. Measured here in a loop of one-shot calls on 48 bytes:
+ * 18.5 ns a call, 34.4 ns with the IV and AAD stored just before it, 18.1 ns
+ * with a burst's stored a pass ahead.
+ */
+struct gcm_op {
+	uint8_t nonce[16] __rte_aligned(16); /* RFC 4106: salt | IV */
+	uint32_t aad[3];		     /* RFC 4303 2.2.1: SPI | [seq high |] seq low */
+	uint8_t *p;			     /* what GCM encrypts or decrypts */
+	uint32_t len;
+};
+
 uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
 		     uint64_t seq, uint16_t *no_room)
 {
@@ -115,21 +130,17 @@ uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, uns
 	IMB_MGR *mgr = ipsecmb_mgr(worker);
 	const struct ipsecmb_sa *k = &sa->mb;
 	struct rte_mbuf *bad[n];
+	struct gcm_op op[n];
 	struct gcm_context_data ctx;
-	/* RFC 4106: nonce = salt | IV; AAD = SPI | [seq high |] seq low (RFC 4303 2.2.1) */
-	uint8_t nonce[16] __rte_aligned(16);
-	uint32_t aad[3];
 	uint16_t ok = 0, nb = 0;
 	uint64_t last = sa->esn ? UINT64_MAX : UINT32_MAX;
 
 	*no_room = 0;
-	memcpy(nonce, sa->gcm.out.salt, sizeof(sa->gcm.out.salt));
-	aad[0] = sa->gcm.out.spi;
 	for (uint16_t i = 0; i < n; i++, seq++) {
 		struct rte_mbuf *m = mb[i];
+		struct gcm_op *o = &op[ok];
 		struct layout l;
 		uint64_t iv = rte_cpu_to_be_64(seq);
-		uint8_t *icv;
 
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(mb[i + 1], void *));
@@ -143,23 +154,30 @@ uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, uns
 			continue;
 		}
 		build(sa, m, hl, &l, seq);
-		memcpy(nonce + 4, &iv, ESP_IV_LEN);
+		memcpy(o->nonce, sa->gcm.out.salt, sizeof(sa->gcm.out.salt));
+		memcpy(o->nonce + 4, &iv, ESP_IV_LEN);
+		o->aad[0] = sa->gcm.out.spi;
 		if (sa->esn) {
-			aad[1] = rte_cpu_to_be_32((uint32_t)(seq >> 32));
-			aad[2] = rte_cpu_to_be_32((uint32_t)seq);
+			o->aad[1] = rte_cpu_to_be_32((uint32_t)(seq >> 32));
+			o->aad[2] = rte_cpu_to_be_32((uint32_t)seq);
 		} else {
-			aad[1] = rte_cpu_to_be_32((uint32_t)seq);
+			o->aad[1] = rte_cpu_to_be_32((uint32_t)seq);
 		}
-		icv = l.payload + l.clen;
+		o->p = l.payload;
+		o->len = l.clen;
+		mb[ok++] = m;
+	}
+	for (uint16_t i = 0; i < ok; i++) {
+		const struct gcm_op *o = &op[i];
+
 		if (k->key_len == 16)
-			IMB_AES128_GCM_ENC(mgr, &k->k.gcm, &ctx, l.payload, l.payload, l.clen,
-					   nonce, (const uint8_t *)aad, k->aad_len, icv,
+			IMB_AES128_GCM_ENC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->nonce,
+					   (const uint8_t *)o->aad, k->aad_len, o->p + o->len,
 					   k->tag_len);
 		else
-			IMB_AES256_GCM_ENC(mgr, &k->k.gcm, &ctx, l.payload, l.payload, l.clen,
-					   nonce, (const uint8_t *)aad, k->aad_len, icv,
+			IMB_AES256_GCM_ENC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->nonce,
+					   (const uint8_t *)o->aad, k->aad_len, o->p + o->len,
 					   k->tag_len);
-		mb[ok++] = m;
 	}
 	explicit_bzero(&ctx, sizeof(ctx));
 	memcpy(&mb[ok], bad, nb * sizeof(*bad));
@@ -240,26 +258,23 @@ uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], 
 	const struct ipsecmb_sa *k = &sa->mb;
 	struct sa_gcm *g = &sa->gcm;
 	struct gcm_context_data ctx;
-	uint8_t nonce[16] __rte_aligned(16);
 	uint8_t tag[GCM_ICV_MAX] __rte_aligned(16);
 	uint64_t seq[n], top = __atomic_load_n(&g->in.top, __ATOMIC_RELAXED);
 	uint16_t cut[n];
-	struct rte_mbuf *bad[n];
+	struct rte_mbuf *bad[n], *in[n];
+	struct gcm_op op[n];
 	uint8_t bad_why[n];
-	uint16_t ok = 0, nb = 0, nc = 0;
+	uint16_t ok = 0, nb = 0, nc = 0, ni = 0;
 	bool track = g->in.size != 0 || sa->esn;
 
-	memcpy(nonce, g->in.salt, sizeof(g->in.salt));
-	/* check the window, authenticate and decrypt, check the trailer */
+	/* check the lengths and the window; nonces and AADs for the next pass */
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = mb[i];
 		uint8_t *esp = rte_pktmbuf_mtod_offset(m, uint8_t *, m->l3_len);
-		uint8_t *p = esp + sizeof(struct rte_esp_hdr) + ESP_IV_LEN;
 		int32_t clen = (int32_t)rte_pktmbuf_pkt_len(m) - (int32_t)m->l3_len -
 			       (int32_t)(sizeof(struct rte_esp_hdr) + ESP_IV_LEN + k->tag_len);
-		uint32_t aad[3];
+		struct gcm_op *o = &op[ni];
 		enum sa_drop r;
-		int tl;
 
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(mb[i + 1], void *));
@@ -268,39 +283,55 @@ uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], 
 			r = SA_DROP_OTHER;
 			goto drop;
 		}
-		seq[nc] = sa->esn ? esn_of(top, sq[i], g->in.size) : sq[i];
-		r = window_check(g, seq[nc]);
+		seq[ni] = sa->esn ? esn_of(top, sq[i], g->in.size) : sq[i];
+		r = window_check(g, seq[ni]);
 		if (unlikely(r != SA_DROP_MAX))
 			goto drop;
-		memcpy(nonce + 4, esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN);
-		memcpy(&aad[0], esp, 4); /* the SPI */
+		memcpy(o->nonce, g->in.salt, sizeof(g->in.salt));
+		memcpy(o->nonce + 4, esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN);
+		memcpy(&o->aad[0], esp, 4); /* the SPI */
 		if (sa->esn) {
-			aad[1] = rte_cpu_to_be_32((uint32_t)(seq[nc] >> 32));
-			memcpy(&aad[2], esp + 4, 4);
+			o->aad[1] = rte_cpu_to_be_32((uint32_t)(seq[ni] >> 32));
+			memcpy(&o->aad[2], esp + 4, 4);
 		} else {
-			memcpy(&aad[1], esp + 4, 4);
+			memcpy(&o->aad[1], esp + 4, 4);
 		}
-		if (k->key_len == 16)
-			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, p, p, (uint64_t)clen, nonce,
-					   (const uint8_t *)aad, k->aad_len, tag, k->tag_len);
-		else
-			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, p, p, (uint64_t)clen, nonce,
-					   (const uint8_t *)aad, k->aad_len, tag, k->tag_len);
-		if (unlikely(!ipsecmb_tag_equal(tag, p + clen, k->tag_len))) {
-			r = SA_DROP_AUTH;
-			goto drop;
-		}
-		tl = trailer(p, (uint32_t)clen);
-		if (unlikely(tl < 0)) {
-			r = SA_DROP_TRAILER;
-			goto drop;
-		}
-		cut[nc] = (uint16_t)(tl + k->tag_len);
-		mb[nc++] = m;
+		o->p = esp + sizeof(struct rte_esp_hdr) + ESP_IV_LEN;
+		o->len = (uint32_t)clen;
+		in[ni++] = m;
 		continue;
 	drop:
 		bad_why[nb] = (uint8_t)r;
 		bad[nb++] = m;
+	}
+	/* authenticate and decrypt, check the trailer */
+	for (uint16_t i = 0; i < ni; i++) {
+		const struct gcm_op *o = &op[i];
+		enum sa_drop r;
+		int tl;
+
+		if (k->key_len == 16)
+			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->nonce,
+					   (const uint8_t *)o->aad, k->aad_len, tag, k->tag_len);
+		else
+			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->nonce,
+					   (const uint8_t *)o->aad, k->aad_len, tag, k->tag_len);
+		if (unlikely(!ipsecmb_tag_equal(tag, o->p + o->len, k->tag_len))) {
+			r = SA_DROP_AUTH;
+			goto bad;
+		}
+		tl = trailer(o->p, o->len);
+		if (unlikely(tl < 0)) {
+			r = SA_DROP_TRAILER;
+			goto bad;
+		}
+		seq[nc] = seq[i];
+		cut[nc] = (uint16_t)(tl + k->tag_len);
+		mb[nc++] = in[i];
+		continue;
+	bad:
+		bad_why[nb] = (uint8_t)r;
+		bad[nb++] = in[i];
 	}
 	explicit_bzero(&ctx, sizeof(ctx));
 	/* only authenticated numbers move the window, one worker at a time */
