@@ -121,6 +121,7 @@ struct gcm_op {
 	uint32_t aad[3];		     /* RFC 4303 2.2.1: SPI | [seq high |] seq low */
 	uint8_t *p;			     /* what GCM encrypts or decrypts */
 	uint32_t len;
+	const uint8_t *iv, *ad; /* decrypt: the nonce and AAD the call reads */
 };
 
 uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
@@ -287,14 +288,21 @@ uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], 
 		r = window_check(g, seq[ni]);
 		if (unlikely(r != SA_DROP_MAX))
 			goto drop;
-		memcpy(o->nonce, g->in.salt, sizeof(g->in.salt));
-		memcpy(o->nonce + 4, esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN);
-		memcpy(&o->aad[0], esp, 4); /* the SPI */
+		/* staged by gcm_stage() (inbound.c); callers that did not (tests) get it built */
+		o->iv = gcm_nonce_at(m);
+		if (unlikely(o->iv == NULL || memcmp(o->iv, g->in.salt, sizeof(g->in.salt)) != 0 ||
+			     memcmp(o->iv + 4, esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN) != 0)) {
+			memcpy(o->nonce, g->in.salt, sizeof(g->in.salt));
+			memcpy(o->nonce + 4, esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN);
+			o->iv = o->nonce;
+		}
+		/* without ESN the AAD is the ESP header as it came: nothing to store */
+		o->ad = esp;
 		if (sa->esn) {
+			memcpy(&o->aad[0], esp, 4); /* the SPI */
 			o->aad[1] = rte_cpu_to_be_32((uint32_t)(seq[ni] >> 32));
 			memcpy(&o->aad[2], esp + 4, 4);
-		} else {
-			memcpy(&o->aad[1], esp + 4, 4);
+			o->ad = (const uint8_t *)o->aad;
 		}
 		o->p = esp + sizeof(struct rte_esp_hdr) + ESP_IV_LEN;
 		o->len = (uint32_t)clen;
@@ -311,11 +319,11 @@ uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], 
 		int tl;
 
 		if (k->key_len == 16)
-			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->nonce,
-					   (const uint8_t *)o->aad, k->aad_len, tag, k->tag_len);
+			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->iv, o->ad,
+					   k->aad_len, tag, k->tag_len);
 		else
-			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->nonce,
-					   (const uint8_t *)o->aad, k->aad_len, tag, k->tag_len);
+			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->iv, o->ad,
+					   k->aad_len, tag, k->tag_len);
 		if (unlikely(!ipsecmb_tag_equal(tag, o->p + o->len, k->tag_len))) {
 			r = SA_DROP_AUTH;
 			goto bad;

@@ -11,6 +11,9 @@
 #define DPSEC_GCM_H
 
 #include <stdint.h>
+#include <string.h>
+
+#include <rte_esp.h>
 
 #include <rte_mbuf.h>
 
@@ -27,9 +30,42 @@
 uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
 		     uint64_t seq, uint16_t *no_room);
 
+/* Headroom gcm_stage() needs: 16 bytes below the packet, on a 16-byte boundary. */
+#define GCM_STAGE_ROOM 32
+
+/* Where gcm_stage() leaves @m's nonce (@m at its outer IP header), NULL without room. */
+static inline uint8_t *gcm_nonce_at(struct rte_mbuf *m)
+{
+	if (unlikely(rte_pktmbuf_headroom(m) < GCM_STAGE_ROOM))
+		return NULL;
+	return RTE_PTR_ALIGN_FLOOR(rte_pktmbuf_mtod(m, uint8_t *) - 16, 16);
+}
+
+/*
+ * Inbound, in a pass over the whole burst before any of it is decrypted
+ * (inbound.c's admit): write the RFC 4106 nonce (salt | IV) of @m, at its
+ * outer IP header with ESP at @esp_off, into its headroom, where gcm_decrypt
+ * reads it. Stored just before the library's call, the nonce could not be
+ * forwarded to its masked load and each call waited for the store (gcm.c);
+ * with 10,000 SAs each SA's call is one packet, so gcm_decrypt's own first
+ * pass comes too late.
+ */
+static inline void gcm_stage(const struct sa *sa, struct rte_mbuf *m, uint32_t esp_off)
+{
+	uint8_t *nonce = gcm_nonce_at(m);
+
+	if (nonce == NULL)
+		return; /* gcm_decrypt builds it itself */
+	memcpy(nonce, sa->gcm.in.salt, sizeof(sa->gcm.in.salt));
+	memcpy(nonce + sizeof(sa->gcm.in.salt),
+	       rte_pktmbuf_mtod_offset(m, const uint8_t *, esp_off + sizeof(struct rte_esp_hdr)),
+	       8);
+}
+
 /*
  * Check and decrypt @mb (each at its outer IP header, l3_len up to ESP, as
- * esp.c's in_pre left them; @sq their sequence numbers' low halves). Returns
+ * esp.c's in_pre left them, nonces best staged by gcm_stage(); @sq their sequence
+ * numbers' low halves). Returns
  * how many are good, mb[0..ret) in their order at the inner IP header, the
  * window moved past them and @seq_max the highest of their numbers; the
  * others follow with why[i - ret] (enum sa_drop) saying why each failed.

@@ -8,6 +8,7 @@
 
 #include "esp.h"
 #include "forward.h"
+#include "gcm.h"
 #include "inbound.h"
 #include "reass.h"
 #include "sad.h"
@@ -179,6 +180,8 @@ static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 			}
 		}
 		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
+		if (sa->own_esp)
+			gcm_stage(sa, m, m->l3_len + (udp ? sizeof(struct rte_udp_hdr) : 0));
 		g->m[k++] = m;
 	}
 	g->n = k;
@@ -298,6 +301,7 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 			groups[g].n = 0;
 			ng++;
 			sad_prefetch(sa, false);
+			rte_prefetch0(&sa->gcm); /* admit: gcm_stage() reads the salt */
 		}
 		groups[g].m[groups[g].n++] = p->m[i];
 	}
