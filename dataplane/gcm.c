@@ -10,7 +10,6 @@
 #include "gcm.h"
 #include "ipsecmb.h"
 
-#define ESP_IV_LEN  8
 #define ESP_ALIGN   4 /* RFC 4303: the trailer ends on a 4-byte boundary (GCM has no block) */
 #define NEXT_IPV4   4 /* ESP next header: the tunnel carries IPv4 (out_pre checked) */
 #define GCM_ICV_MAX 16
@@ -156,7 +155,7 @@ uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, uns
 		}
 		build(sa, m, hl, &l, seq);
 		memcpy(o->nonce, sa->gcm.out.salt, sizeof(sa->gcm.out.salt));
-		memcpy(o->nonce + 4, &iv, ESP_IV_LEN);
+		memcpy(o->nonce + sizeof(sa->gcm.out.salt), &iv, ESP_IV_LEN);
 		o->aad[0] = sa->gcm.out.spi;
 		if (sa->esn) {
 			o->aad[1] = rte_cpu_to_be_32((uint32_t)(seq >> 32));
@@ -290,10 +289,8 @@ uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], 
 			goto drop;
 		/* staged by gcm_stage() (inbound.c); callers that did not (tests) get it built */
 		o->iv = gcm_nonce_at(m);
-		if (unlikely(o->iv == NULL || memcmp(o->iv, g->in.salt, sizeof(g->in.salt)) != 0 ||
-			     memcmp(o->iv + 4, esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN) != 0)) {
-			memcpy(o->nonce, g->in.salt, sizeof(g->in.salt));
-			memcpy(o->nonce + 4, esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN);
+		if (unlikely(o->iv == NULL || !gcm_nonce_is(o->iv, sa, esp))) {
+			gcm_nonce_fill(o->nonce, sa, esp);
 			o->iv = o->nonce;
 		}
 		/* without ESN the AAD is the ESP header as it came: nothing to store */

@@ -10,11 +10,11 @@
 #ifndef DPSEC_GCM_H
 #define DPSEC_GCM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <rte_esp.h>
-
 #include <rte_mbuf.h>
 
 #include "sad.h"
@@ -30,8 +30,25 @@
 uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
 		     uint64_t seq, uint16_t *no_room);
 
+#define ESP_IV_LEN 8 /* RFC 4106: the IV on the wire, the nonce's last 8 bytes */
+
 /* Headroom gcm_stage() needs: 16 bytes below the packet, on a 16-byte boundary. */
 #define GCM_STAGE_ROOM 32
+
+/* @sa's RFC 4106 nonce (salt | IV) for the ESP packet at @esp, at @nonce. */
+static inline void gcm_nonce_fill(uint8_t *nonce, const struct sa *sa, const uint8_t *esp)
+{
+	memcpy(nonce, sa->gcm.in.salt, sizeof(sa->gcm.in.salt));
+	memcpy(nonce + sizeof(sa->gcm.in.salt), esp + sizeof(struct rte_esp_hdr), ESP_IV_LEN);
+}
+
+/* Whether @nonce already holds what gcm_nonce_fill() would write there. */
+static inline bool gcm_nonce_is(const uint8_t *nonce, const struct sa *sa, const uint8_t *esp)
+{
+	return memcmp(nonce, sa->gcm.in.salt, sizeof(sa->gcm.in.salt)) == 0 &&
+	       memcmp(nonce + sizeof(sa->gcm.in.salt), esp + sizeof(struct rte_esp_hdr),
+		      ESP_IV_LEN) == 0;
+}
 
 /* Where gcm_stage() leaves @m's nonce (@m at its outer IP header), NULL without room. */
 static inline uint8_t *gcm_nonce_at(struct rte_mbuf *m)
@@ -54,21 +71,17 @@ static inline void gcm_stage(const struct sa *sa, struct rte_mbuf *m, uint32_t e
 {
 	uint8_t *nonce = gcm_nonce_at(m);
 
-	if (nonce == NULL)
-		return; /* gcm_decrypt builds it itself */
-	memcpy(nonce, sa->gcm.in.salt, sizeof(sa->gcm.in.salt));
-	memcpy(nonce + sizeof(sa->gcm.in.salt),
-	       rte_pktmbuf_mtod_offset(m, const uint8_t *, esp_off + sizeof(struct rte_esp_hdr)),
-	       8);
+	if (nonce != NULL) /* else gcm_decrypt builds it itself */
+		gcm_nonce_fill(nonce, sa, rte_pktmbuf_mtod_offset(m, const uint8_t *, esp_off));
 }
 
 /*
  * Check and decrypt @mb (each at its outer IP header, l3_len up to ESP, as
- * esp.c's in_pre left them, nonces best staged by gcm_stage(); @sq their sequence
- * numbers' low halves). Returns
- * how many are good, mb[0..ret) in their order at the inner IP header, the
- * window moved past them and @seq_max the highest of their numbers; the
- * others follow with why[i - ret] (enum sa_drop) saying why each failed.
+ * esp.c's in_pre left them, nonces best staged by gcm_stage(); @sq their
+ * sequence numbers' low halves). Returns how many are good, mb[0..ret) in
+ * their order at the inner IP header, the window moved past them and
+ * @seq_max the highest of their numbers; the others follow with
+ * why[i - ret] (enum sa_drop) saying why each failed.
  */
 uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], uint16_t n,
 		     unsigned worker, uint8_t why[], uint64_t *seq_max);

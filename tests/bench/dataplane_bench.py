@@ -79,6 +79,35 @@ def vdevs(direction, pcap_in, pcap_out=None, empty_pcap=None):
     return out
 
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT s; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)
+    return proc.returncode
+
+
+def sample(read, tx, warmup, window):
+    """After @warmup s, read() once a second for @window s; tx(snapshot) is the output
+    port's packet counter. One-second samples: on a shared machine the median resists
+    other tenants' bursts. Returns (first snapshot, last, sorted pps samples, t0, t1)."""
+    time.sleep(warmup)
+    first, t0 = read(), time.monotonic()
+    prev, tprev, samples = first, t0, []
+    n = max(1, int(round(window)))
+    for _ in range(n):
+        time.sleep(window / n)
+        cur, tcur = read(), time.monotonic()
+        samples.append((tx(cur) - tx(prev)) / (tcur - tprev))
+        prev, tprev = cur, tcur
+    samples.sort()
+    return first, prev, samples, t0, tprev
+
+
 class Dataplane:
     def __init__(self, ns, tag, config_text, vdev_args, workdir, extra=()):
         self.ns = ns
@@ -131,15 +160,8 @@ class Dataplane:
             return ""
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT)
         if self.proc is not None:
-            self.exit_code = self.proc.returncode
+            self.exit_code = stop_process(self.proc)
         remove_dpdk_files(self.prefix)
 
     def cleanup(self):
@@ -169,19 +191,9 @@ def measure(ns, tag, direction, config_text, pcap, workdir, warmup, window, extr
     try:
         dp.start()
         ready_s = time.time() - t_start
-        time.sleep(warmup)
-        p0 = dp.ports()
-        t0 = time.monotonic()
-        # One-second samples too: on a shared machine the median resists other tenants' bursts.
-        samples, prev, tprev = [], p0, t0
-        for _ in range(max(1, int(round(window)))):
-            time.sleep(window / max(1, int(round(window))))
-            cur, tcur = dp.ports(), time.monotonic()
-            samples.append((cur[out_port]["counters"].get("tx", 0)
-                            - prev[out_port]["counters"].get("tx", 0)) / (tcur - tprev))
-            prev, tprev = cur, tcur
-        p1 = prev
-        t1 = tprev
+        p0, p1, samples, t0, t1 = sample(dp.ports,
+                                         lambda p: p[out_port]["counters"].get("tx", 0),
+                                         warmup, window)
     except Exception:
         dp.stop()
         print(dp.log_tail())
@@ -195,7 +207,6 @@ def measure(ns, tag, direction, config_text, pcap, workdir, warmup, window, extr
         delta[port] = {k: c1[k] - c0.get(k, 0) for k in c1 if c1[k] - c0.get(k, 0)}
     tx = delta[out_port].get("tx", 0)
     rx = delta[in_port].get("rx", 0)
-    samples.sort()
     return {"pps": samples[len(samples) // 2], "mean_pps": tx / (t1 - t0),
             "samples_pps": [round(x) for x in samples], "rx_pps": rx / (t1 - t0), "window_s": t1 - t0,
             "ready_s": round(ready_s, 2), "counters": delta, "exit_code": dp.exit_code,

@@ -19,7 +19,6 @@ opackets from DPDK telemetry, 1-s samples after the warm-up, as dataplane_bench.
 import glob
 import json
 import os
-import signal
 import socket
 import subprocess
 import tarfile
@@ -148,33 +147,18 @@ def measure(tag, direction, algo, pcap, workdir, warmup, window):
                     raise RuntimeError("ipsec-secgw: no telemetry after %.0f s:\n%s"
                                        % (START_TIMEOUT, tail(log)))
                 time.sleep(0.2)
-        time.sleep(warmup)
-        n = max(1, int(round(window)))
-        o0, i0 = tel.stats(out_port), tel.stats(in_port)
-        prev, tprev, samples = o0, time.monotonic(), []
-        t0 = tprev
-        for _ in range(n):
-            time.sleep(window / n)
-            cur, tcur = tel.stats(out_port), time.monotonic()
-            samples.append((cur["opackets"] - prev["opackets"]) / (tcur - tprev))
-            prev, tprev = cur, tcur
-        i1 = tel.stats(in_port)
+        first, last, samples, t0, t1 = dataplane_bench.sample(
+            lambda: (tel.stats(out_port), tel.stats(in_port)), lambda s: s[0]["opackets"],
+            warmup, window)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=dataplane_bench.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        code = dataplane_bench.stop_process(proc)
         dataplane_bench.remove_dpdk_files(prefix)
         subprocess.run(["rm", "-rf", "/var/run/dpdk/" + prefix])
-    out_pkts = prev["opackets"] - o0["opackets"]
-    in_pkts = i1["ipackets"] - i0["ipackets"]
-    samples.sort()
+    out_pkts = last[0]["opackets"] - first[0]["opackets"]
+    in_pkts = last[1]["ipackets"] - first[1]["ipackets"]
     return {"pps": samples[len(samples) // 2], "samples_pps": [round(x) for x in samples],
-            "mean_pps": out_pkts / (tprev - t0), "in_pkts": in_pkts, "out_pkts": out_pkts,
-            "exit_code": proc.returncode}
+            "mean_pps": out_pkts / (t1 - t0), "in_pkts": in_pkts, "out_pkts": out_pkts,
+            "exit_code": code}
 
 
 def tail(path, n=1500):
