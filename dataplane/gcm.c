@@ -7,6 +7,7 @@
 #include <rte_prefetch.h>
 #include <rte_udp.h>
 
+#include "aesgcm.h"
 #include "gcm.h"
 #include "ipsecmb.h"
 
@@ -120,11 +121,34 @@ struct gcm_op {
 	uint32_t aad[3];		     /* RFC 4303 2.2.1: SPI | [seq high |] seq low */
 	uint8_t *p;			     /* what GCM encrypts or decrypts */
 	uint32_t len;
-	const uint8_t *iv, *ad; /* decrypt: the nonce and AAD the call reads */
+	const uint8_t *iv, *ad; /* the nonce and AAD the call reads */
 };
 
-uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
-		     uint64_t seq, uint16_t *no_room)
+/*
+ * aesgcm.h on @o[0] and, when it has as many blocks, @o[1] (of @left): returns
+ * how many it took, their tags in @tag.
+ */
+static inline AESGCM_TARGET __attribute__((always_inline)) unsigned
+short_ops(const struct sa *sa, const struct gcm_op *o, uint16_t left, bool enc, __m128i tag[])
+{
+	const struct ipsecmb_sa *k = &sa->mb;
+	const uint8_t *rk = k->k.gcm.expanded_keys;
+	unsigned rounds = k->key_len == 16 ? 10 : 14, nb = aesgcm_nb(o[0].len);
+	struct aesgcm_lane ln[AESGCM_LANES_MAX];
+
+	RTE_BUILD_BUG_ON(AESGCM_LANES_MAX != 2);
+	ln[0] = (struct aesgcm_lane){o[0].iv, o[0].ad, o[0].p, o[0].len};
+	if (left > 1 && aesgcm_fits(o[1].len, k->tag_len) && aesgcm_nb(o[1].len) == nb) {
+		ln[1] = (struct aesgcm_lane){o[1].iv, o[1].ad, o[1].p, o[1].len};
+		aesgcm_run(rk, rounds, &sa->gcm_h, k->aad_len, enc, ln, tag, 2, nb);
+		return 2;
+	}
+	aesgcm_run(rk, rounds, &sa->gcm_h, k->aad_len, enc, ln, tag, 1, nb);
+	return 1;
+}
+
+AESGCM_TARGET uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n,
+				   unsigned worker, uint64_t seq, uint16_t *no_room)
 {
 	uint8_t hl = outer_len(sa);
 	IMB_MGR *mgr = ipsecmb_mgr(worker);
@@ -165,19 +189,37 @@ uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, uns
 		}
 		o->p = l.payload;
 		o->len = l.clen;
+		o->iv = o->nonce;
+		o->ad = (const uint8_t *)o->aad;
 		mb[ok++] = m;
 	}
-	for (uint16_t i = 0; i < ok; i++) {
+	for (uint16_t i = 0; i < ok;) {
 		const struct gcm_op *o = &op[i];
 
+		if (sa->gcm_short && aesgcm_fits(o->len, k->tag_len)) {
+			__m128i tag[AESGCM_LANES_MAX];
+			unsigned nl = short_ops(sa, o, ok - i, true, tag);
+
+			for (unsigned j = 0; j < nl; j++) {
+				uint8_t t[16];
+
+				if (likely(k->tag_len == 16)) {
+					_mm_storeu_si128((__m128i *)(o[j].p + o[j].len), tag[j]);
+					continue;
+				}
+				_mm_storeu_si128((__m128i *)t, tag[j]);
+				memcpy(o[j].p + o[j].len, t, k->tag_len);
+			}
+			i += nl;
+			continue;
+		}
 		if (k->key_len == 16)
-			IMB_AES128_GCM_ENC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->nonce,
-					   (const uint8_t *)o->aad, k->aad_len, o->p + o->len,
-					   k->tag_len);
+			IMB_AES128_GCM_ENC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->iv, o->ad,
+					   k->aad_len, o->p + o->len, k->tag_len);
 		else
-			IMB_AES256_GCM_ENC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->nonce,
-					   (const uint8_t *)o->aad, k->aad_len, o->p + o->len,
-					   k->tag_len);
+			IMB_AES256_GCM_ENC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->iv, o->ad,
+					   k->aad_len, o->p + o->len, k->tag_len);
+		i++;
 	}
 	explicit_bzero(&ctx, sizeof(ctx));
 	memcpy(&mb[ok], bad, nb * sizeof(*bad));
@@ -251,14 +293,14 @@ static inline int trailer(const uint8_t *p, uint32_t clen)
 	return bad ? -1 : (int)(t->pad_len + sizeof(*t));
 }
 
-uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], uint16_t n,
-		     unsigned worker, uint8_t why[], uint64_t *seq_max)
+AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[],
+				   uint16_t n, unsigned worker, uint8_t why[], uint64_t *seq_max)
 {
 	IMB_MGR *mgr = ipsecmb_mgr(worker);
 	const struct ipsecmb_sa *k = &sa->mb;
 	struct sa_gcm *g = &sa->gcm;
 	struct gcm_context_data ctx;
-	uint8_t tag[GCM_ICV_MAX] __rte_aligned(16);
+	uint8_t tag[AESGCM_LANES_MAX][GCM_ICV_MAX] __rte_aligned(16);
 	uint64_t seq[n], top = __atomic_load_n(&g->in.top, __ATOMIC_RELAXED);
 	uint16_t cut[n];
 	struct rte_mbuf *bad[n], *in[n];
@@ -310,34 +352,46 @@ uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], 
 		bad[nb++] = m;
 	}
 	/* authenticate and decrypt, check the trailer */
-	for (uint16_t i = 0; i < ni; i++) {
-		const struct gcm_op *o = &op[i];
-		enum sa_drop r;
-		int tl;
+	for (uint16_t i = 0; i < ni;) {
+		unsigned nl = 1;
 
-		if (k->key_len == 16)
-			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->iv, o->ad,
-					   k->aad_len, tag, k->tag_len);
-		else
-			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->iv, o->ad,
-					   k->aad_len, tag, k->tag_len);
-		if (unlikely(!ipsecmb_tag_equal(tag, o->p + o->len, k->tag_len))) {
-			r = SA_DROP_AUTH;
-			goto bad;
+		if (sa->gcm_short && aesgcm_fits(op[i].len, k->tag_len)) {
+			__m128i t[AESGCM_LANES_MAX];
+
+			nl = short_ops(sa, &op[i], ni - i, false, t);
+			for (unsigned j = 0; j < nl; j++)
+				_mm_store_si128((__m128i *)tag[j], t[j]);
+		} else if (k->key_len == 16) {
+			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, op[i].p, op[i].p, op[i].len,
+					   op[i].iv, op[i].ad, k->aad_len, tag[0], k->tag_len);
+		} else {
+			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, op[i].p, op[i].p, op[i].len,
+					   op[i].iv, op[i].ad, k->aad_len, tag[0], k->tag_len);
 		}
-		tl = trailer(o->p, o->len);
-		if (unlikely(tl < 0)) {
-			r = SA_DROP_TRAILER;
-			goto bad;
+		for (unsigned j = 0; j < nl; j++, i++) {
+			const struct gcm_op *o = &op[i];
+			enum sa_drop r;
+			int tl;
+
+			if (unlikely(!ipsecmb_tag_equal(tag[j], o->p + o->len, k->tag_len))) {
+				r = SA_DROP_AUTH;
+				goto bad;
+			}
+			tl = trailer(o->p, o->len);
+			if (unlikely(tl < 0)) {
+				r = SA_DROP_TRAILER;
+				goto bad;
+			}
+			seq[nc] = seq[i];
+			cut[nc] = (uint16_t)(tl + k->tag_len);
+			mb[nc++] = in[i];
+			continue;
+		bad:
+			bad_why[nb] = (uint8_t)r;
+			bad[nb++] = in[i];
 		}
-		seq[nc] = seq[i];
-		cut[nc] = (uint16_t)(tl + k->tag_len);
-		mb[nc++] = in[i];
-		continue;
-	bad:
-		bad_why[nb] = (uint8_t)r;
-		bad[nb++] = in[i];
 	}
+	explicit_bzero(tag, sizeof(tag));
 	explicit_bzero(&ctx, sizeof(ctx));
 	/* only authenticated numbers move the window, one worker at a time */
 	if (track && sa->window_lock)

@@ -97,6 +97,7 @@ static void sa_free(struct sa *sa)
 	crypto_session_destroy(&sa->ss);
 	ipsecmb_sa_wipe(&sa->mb);
 	explicit_bzero(&sa->gcm, sizeof(sa->gcm));
+	explicit_bzero(&sa->gcm_h, sizeof(sa->gcm_h));
 	if (sa->ss.sa != NULL) /* set once rte_ipsec_sa_init() succeeded */
 		rte_ipsec_sa_fini(sa->ss.sa);
 	rte_free(sa);
@@ -483,6 +484,11 @@ static void gcm_setup(struct sa *sa, const struct sa_build *b, uint64_t *bits)
 
 	RTE_BUILD_BUG_ON(sizeof(struct sa_gcm) > RTE_CACHE_LINE_SIZE);
 	sa->own_esp = true;
+	if (aesgcm_usable()) {
+		aesgcm_h_init(&sa->gcm_h, sa->mb.k.gcm.expanded_keys,
+			      sa->mb.key_len == 16 ? 10 : 14);
+		sa->gcm_short = true;
+	}
 	if (sa->inbound) {
 		memcpy(g->in.salt, &b->prm.ipsec_xform.salt, sizeof(g->in.salt));
 		g->in.size = sa->replay_window;

@@ -29,6 +29,8 @@
 #include <rte_spinlock.h>
 #include <rte_udp.h>
 
+#include "aesgcm.h"
+
 #include "dpsec.pb-c.h"
 #include "ipsecmb.h"
 
@@ -124,6 +126,7 @@ struct sa {
 	uint16_t outer_sum;   /* IPv4 outer header sum without length and id (esp.c) */
 	bool window_lock;     /* inbound with a window and several workers: take in_lock */
 	bool own_esp;	      /* AES-GCM: gcm.c builds and checks the packets, not rte_ipsec */
+	bool gcm_short;	      /* own_esp with gcm_h: short payloads go through aesgcm.h */
 	uint64_t seq_in_base; /* inbound: the seq-in it was installed with */
 	/* outbound: sequence numbers this SA may use in all (its lease), SAD_NO_LEASE
 	 * for none; written by the control thread, read atomically */
@@ -133,6 +136,7 @@ struct sa {
 
 	/* own_esp: the packet template or replay window, in place of rte_ipsec's SA */
 	struct sa_gcm gcm __rte_cache_aligned;
+	struct aesgcm_h gcm_h; /* gcm_short: the GHASH powers; wiped on free */
 
 	/* read on every burst when the SA runs on ipsec-mb directly; wiped on free */
 	struct ipsecmb_sa mb;
@@ -236,6 +240,10 @@ static inline void sad_prefetch_state(const struct sa *sa, unsigned worker)
 	rte_prefetch0_write(cnt);
 	if (sa->own_esp) {
 		rte_prefetch0(&sa->gcm); /* all gcm.c reads instead of rte_ipsec's SA */
+		if (sa->gcm_short) {
+			rte_prefetch0(sa->gcm_h.pow);
+			rte_prefetch0(RTE_PTR_ADD(sa->gcm_h.pow, sizeof(sa->gcm_h) - 1));
+		}
 	} else {
 		rte_prefetch0(&sa->ss);
 		rte_prefetch0(ipsa);
