@@ -208,11 +208,12 @@ def markdown(res):
         L += cmp_rows
         L.append("")
     if res.get("verify"):
-        L.append("scapy checks (48 frames of 512 B, not looped, output port written to a pcap):")
+        L.append("scapy checks (48 frames a check, not looped, output port written to a pcap):")
         L.append("")
         for v in res["verify"]:
-            L.append("- %s %s %d SA(s): %d in, %d out, %d verified by scapy%s" % (
-                v["direction"], v["algo"], v["sas"], v["sent"], v["out"], v["ok"],
+            L.append("- %s %s %d SA(s) %d B: %d in, %d out, %d verified by scapy%s" % (
+                v["direction"], v["algo"], v["sas"], v.get("size", 512), v["sent"], v["out"],
+                v["ok"],
                 (" BAD: %s" % v["bad"]) if v["bad"] else ""))
         L.append("")
     if res.get("targets"):
@@ -378,13 +379,11 @@ def main():
 
         if not a.no_verify:
             for d in directions:
-                for algo, nsa in ((x, 1) for x in algos):
-                    v = verify.check(ns, tag, d, algo, nsa, workdir, empty)
+                checks = [(algo, 1) for algo in algos] + [(algos[0], max(sa_counts))]
+                for (algo, nsa), size in ((c, z) for c in checks for z in verify.SIZES):
+                    v = verify.check(ns, tag, d, algo, nsa, workdir, empty, size)
                     res["verify"].append(v)
                     print("bench: verify %s" % v, flush=True)
-                v = verify.check(ns, tag, d, algos[0], max(sa_counts), workdir, empty)
-                res["verify"].append(v)
-                print("bench: verify %s" % v, flush=True)
 
         for d in directions:
             for algo in algos:

@@ -14,6 +14,8 @@ import dataplane_bench
 import pcapgen
 
 SAMPLE = 48
+# 64 B takes the dataplane's short-payload GCM code (aesgcm.h), 512 B ipsec-mb's
+SIZES = (64, 512)
 
 
 def _same(inner, ref):
@@ -22,7 +24,7 @@ def _same(inner, ref):
             and inner.ttl == ref.ttl - 1)
 
 
-def check(ns, tag, direction, algo, nsa, workdir, empty_pcap):
+def check(ns, tag, direction, algo, nsa, workdir, empty_pcap, size=512):
     """Returns {"sent": n, "out": n, "ok": n, "bad": [...]}."""
     probe = "%s/verify-probe.pcap" % workdir
     pcapgen.write_pcap(probe, pcapgen.plain_frames("02:00:00:00:00:ff", 64, 1, 1))
@@ -30,10 +32,10 @@ def check(ns, tag, direction, algo, nsa, workdir, empty_pcap):
         ns, tag, direction, probe, workdir,
         dataplane_bench.vdevs(direction, probe, "%s/verify-probe-out.pcap" % workdir, empty_pcap))
     if direction == "encrypt":
-        frames = pcapgen.plain_frames(in_mac, 512, nsa, SAMPLE)
+        frames = pcapgen.plain_frames(in_mac, size, nsa, SAMPLE)
     else:
-        frames = pcapgen.esp_frames(in_mac, 512, nsa, SAMPLE, algo)
-    refs = pcapgen.plain_frames(in_mac, 512, nsa, SAMPLE)
+        frames = pcapgen.esp_frames(in_mac, size, nsa, SAMPLE, algo)
+    refs = pcapgen.plain_frames(in_mac, size, nsa, SAMPLE)
     ref_by_flow = {}
     for f in refs:
         ip = Ether(f)[IP]
@@ -43,7 +45,8 @@ def check(ns, tag, direction, algo, nsa, workdir, empty_pcap):
     conf = pcapgen.config(direction, algo, nsa, 64)
     out, counters, code = dataplane_bench.capture(ns, tag, direction, conf, pin, empty_pcap,
                                                   workdir)
-    res = {"direction": direction, "algo": algo, "sas": nsa, "sent": len(frames), "out": 0,
+    res = {"direction": direction, "algo": algo, "sas": nsa, "size": size, "sent": len(frames),
+           "out": 0,
            "ok": 0, "bad": [], "dataplane_exit": code}
     for pkt in PcapReader(out):
         if IP not in pkt:
