@@ -34,5 +34,4 @@ AESGCM_TARGET void aesgcm_h_init(struct aesgcm_h *h, const uint8_t *rk, unsigned
 		aesgcm_mul(&a, x, hr);
 		x = aesgcm_reduce(&a);
 	}
-	x = hr = _mm_setzero_si128();
 }

@@ -33,6 +33,12 @@ struct aesgcm_h {
 	uint8_t pow[AESGCM_BLOCKS_MAX + 2][16] __attribute__((aligned(16)));
 };
 
+/* AES rounds for a GCM key of @key_len bytes (16 or 32). */
+static inline unsigned aesgcm_rounds(unsigned key_len)
+{
+	return key_len == 16 ? 10 : 14;
+}
+
 /* Whether this CPU has AES-NI and PCLMULQDQ. */
 bool aesgcm_usable(void);
 

@@ -133,7 +133,7 @@ short_ops(const struct sa *sa, const struct gcm_op *o, uint16_t left, bool enc, 
 {
 	const struct ipsecmb_sa *k = &sa->mb;
 	const uint8_t *rk = k->k.gcm.expanded_keys;
-	unsigned rounds = k->key_len == 16 ? 10 : 14, nb = aesgcm_nb(o[0].len);
+	unsigned rounds = aesgcm_rounds(k->key_len), nb = aesgcm_nb(o[0].len);
 	struct aesgcm_lane ln[AESGCM_LANES_MAX];
 
 	RTE_BUILD_BUG_ON(AESGCM_LANES_MAX != 2);

@@ -486,7 +486,7 @@ static void gcm_setup(struct sa *sa, const struct sa_build *b, uint64_t *bits)
 	sa->own_esp = true;
 	if (aesgcm_usable()) {
 		aesgcm_h_init(&sa->gcm_h, sa->mb.k.gcm.expanded_keys,
-			      sa->mb.key_len == 16 ? 10 : 14);
+			      aesgcm_rounds(sa->mb.key_len));
 		sa->gcm_short = true;
 	}
 	if (sa->inbound) {

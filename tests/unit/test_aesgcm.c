@@ -29,14 +29,14 @@ static void set_key(const uint8_t *key, unsigned len)
 		IMB_AES128_GCM_PRE(mgr, key, &kd);
 	else
 		IMB_AES256_GCM_PRE(mgr, key, &kd);
-	aesgcm_h_init(&h, kd.expanded_keys, len == 16 ? 10 : 14);
+	aesgcm_h_init(&h, kd.expanded_keys, aesgcm_rounds(len));
 }
 
 /* @nl packets through aesgcm_run (all of one block count), tags to @tag. */
 static AESGCM_TARGET void run(unsigned key_len, unsigned aad_len, bool enc,
 			      const struct aesgcm_lane *ln, unsigned nl, uint8_t tag[][16])
 {
-	unsigned rounds = key_len == 16 ? 10 : 14, nb = aesgcm_nb(ln[0].len);
+	unsigned rounds = aesgcm_rounds(key_len), nb = aesgcm_nb(ln[0].len);
 	__m128i t[AESGCM_LANES_MAX];
 
 	if (nl == 2)
