@@ -131,14 +131,15 @@ $(BUILD)/tests/test_spd: tests/unit/test_spd.c dataplane/spd.c $(BUILD)/san/libd
 		dataplane/spd.c $(BUILD)/san/libdpsecproto.a $(DPDK_LIBS) -lcmocka -lprotobuf-c
 
 # AES-GCM of short payloads against known answers and ipsec-mb.
-$(BUILD)/tests/test_aesgcm: tests/unit/test_aesgcm.c dataplane/aesgcm.c dataplane/aesgcm.h
+$(BUILD)/tests/test_aesgcm: tests/unit/test_aesgcm.c dataplane/aesgcm.c dataplane/aesgcm.h \
+		dataplane/aesgcm512.c dataplane/aesgcm512.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(SAN) -march=corei7 -Idataplane -o $@ tests/unit/test_aesgcm.c \
-		dataplane/aesgcm.c -lcmocka -lIPSec_MB
+		dataplane/aesgcm.c dataplane/aesgcm512.c -lcmocka -lIPSec_MB
 
 # ESP building blocks test (tests/esp): crypto.c, sad.c, esp.c standalone, no sanitizers
 # (ASan's shadow memory and DPDK's hugepage/IOVA mappings do not mix reliably).
-ESP_TEST_SRC := tests/esp/esp_test.c dataplane/aesgcm.c dataplane/crypto.c dataplane/sad.c dataplane/esp.c dataplane/gcm.c \
+ESP_TEST_SRC := tests/esp/esp_test.c dataplane/aesgcm.c dataplane/aesgcm512.c dataplane/crypto.c dataplane/sad.c dataplane/esp.c dataplane/gcm.c \
 	dataplane/ipsecmb.c $(GEN)/dpsec.pb-c.c
 $(BUILD)/tests/esp_test: $(ESP_TEST_SRC) $(wildcard dataplane/crypto.h dataplane/sad.h dataplane/esp.h dataplane/gcm.h \
 	dataplane/ipsecmb.h)

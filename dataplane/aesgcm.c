@@ -26,11 +26,12 @@ AESGCM_TARGET void aesgcm_h_init(struct aesgcm_h *h, const uint8_t *rk, unsigned
 		    hr, _mm_and_si128(top, _mm_set_epi64x((long long)0xc200000000000000ull, 1)));
 	}
 	x = hr;
-	for (unsigned i = 0; i < AESGCM_BLOCKS_MAX + 2; i++) {
+	_mm_store_si128((__m128i *)h->pow[AESGCM_BLOCKS_MAX + 2], _mm_setzero_si128());
+	for (unsigned e = 1; e <= AESGCM_BLOCKS_MAX + 2; e++) {
 		struct aesgcm_acc a = {_mm_setzero_si128(), _mm_setzero_si128(),
 				       _mm_setzero_si128()};
 
-		_mm_store_si128((__m128i *)h->pow[i], x);
+		_mm_store_si128((__m128i *)h->pow[AESGCM_BLOCKS_MAX + 2 - e], x); /* H^e */
 		aesgcm_mul(&a, x, hr);
 		x = aesgcm_reduce(&a);
 	}

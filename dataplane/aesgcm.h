@@ -28,10 +28,21 @@
 #define AESGCM_LANES_MAX  2 /* packets interleaved */
 #define AESGCM_TARGET	  __attribute__((target("aes,pclmul,ssse3,sse4.1")))
 
-/* H^1 .. H^(AESGCM_BLOCKS_MAX + 2), byte-reflected, times x: AAD, payload and length block. */
+/*
+ * H^(AESGCM_BLOCKS_MAX + 2) down to H^1, byte-reflected, times x (for the AAD,
+ * payload and length blocks), then a zero block: highest first, so the powers
+ * a packet's AAD and payload blocks take lie side by side (aesgcm512.c loads
+ * them as one vector).
+ */
 struct aesgcm_h {
-	uint8_t pow[AESGCM_BLOCKS_MAX + 2][16] __attribute__((aligned(16)));
+	uint8_t pow[AESGCM_BLOCKS_MAX + 3][16] __attribute__((aligned(16)));
 };
+
+/* H^@e (1 .. AESGCM_BLOCKS_MAX + 2) in @h. */
+static inline const uint8_t *aesgcm_hpow(const struct aesgcm_h *h, unsigned e)
+{
+	return h->pow[AESGCM_BLOCKS_MAX + 2 - e];
+}
 
 /* AES rounds for a GCM key of @key_len bytes (16 or 32). */
 static inline unsigned aesgcm_rounds(unsigned key_len)
@@ -127,7 +138,6 @@ aesgcm_lanes(const uint8_t *rk, unsigned rounds, const struct aesgcm_h *h, unsig
 	     const unsigned nb)
 {
 	const __m128i *k = (const __m128i *)rk;
-	const __m128i *hp = (const __m128i *)h->pow;
 	__m128i b[AESGCM_LANES_MAX][AESGCM_BLOCKS_MAX + 1], last[AESGCM_LANES_MAX];
 	__m128i key = _mm_loadu_si128(k), am = aesgcm_mask(aad_len);
 	struct aesgcm_acc acc[AESGCM_LANES_MAX];
@@ -143,7 +153,8 @@ aesgcm_lanes(const uint8_t *rk, unsigned rounds, const struct aesgcm_h *h, unsig
 			b[l][i] = _mm_xor_si128(aesgcm_ctr(n, i + 1), key);
 		last[l] = aesgcm_mask(ln[l].len - 16 * (nb - 1));
 		acc[l].lo = acc[l].mid = acc[l].hi = _mm_setzero_si128();
-		aesgcm_mul(&acc[l], aesgcm_bswap(x), _mm_load_si128(&hp[nb + 1]));
+		aesgcm_mul(&acc[l], aesgcm_bswap(x),
+			   _mm_load_si128((const __m128i *)aesgcm_hpow(h, nb + 2)));
 	}
 	for (unsigned r = 1; r < rounds; r++) {
 		key = _mm_loadu_si128(k + r);
@@ -171,12 +182,13 @@ aesgcm_lanes(const uint8_t *rk, unsigned rounds, const struct aesgcm_h *h, unsig
 			x = enc ? c : d;
 			if (i == nb)
 				x = _mm_and_si128(x, last[l]);
-			aesgcm_mul(&acc[l], aesgcm_bswap(x), _mm_load_si128(&hp[nb + 1 - i]));
+			aesgcm_mul(&acc[l], aesgcm_bswap(x),
+				   _mm_load_si128((const __m128i *)aesgcm_hpow(h, nb + 2 - i)));
 		}
 		/* lengths in bits, reflected: the payload's in the low half */
 		aesgcm_mul(&acc[l],
 			   _mm_set_epi64x((long long)aad_len * 8, (long long)ln[l].len * 8),
-			   _mm_load_si128(&hp[0]));
+			   _mm_load_si128((const __m128i *)aesgcm_hpow(h, 1)));
 		tag[l] = _mm_xor_si128(b[l][0], aesgcm_bswap(aesgcm_reduce(&acc[l])));
 	}
 }

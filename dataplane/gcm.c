@@ -8,6 +8,7 @@
 #include <rte_udp.h>
 
 #include "aesgcm.h"
+#include "aesgcm512.h"
 #include "gcm.h"
 #include "ipsecmb.h"
 
@@ -124,27 +125,53 @@ struct gcm_op {
 	const uint8_t *iv, *ad; /* the nonce and AAD the call reads */
 };
 
+/* Tags short_ops() may return at once (aesgcm512.h takes the most). */
+#define GCM_SHORT_MAX AESGCM512_LANES_MAX
+
 /*
- * aesgcm.h on @o[0] and, when it has as many blocks, @o[1] (of @left): returns
- * how many it took, their tags in @tag.
+ * Short payloads from @o (of @left; o[0] aesgcm_fits()): encrypting, up to
+ * four that aesgcm512.h takes in one call where the SA may use it; else o[0]
+ * and, when it has as many blocks, o[1] through aesgcm.h. Returns how many it took,
+ * their tags in @tag.
  */
 static inline AESGCM_TARGET __attribute__((always_inline)) unsigned
-short_ops(const struct sa *sa, const struct gcm_op *o, uint16_t left, bool enc, __m128i tag[])
+short_ops(const struct sa *sa, const struct gcm_op *o, uint16_t left, bool enc,
+	  uint8_t tag[GCM_SHORT_MAX][16])
 {
 	const struct ipsecmb_sa *k = &sa->mb;
 	const uint8_t *rk = k->k.gcm.expanded_keys;
-	unsigned rounds = aesgcm_rounds(k->key_len), nb = aesgcm_nb(o[0].len);
-	struct aesgcm_lane ln[AESGCM_LANES_MAX];
+	unsigned rounds = aesgcm_rounds(k->key_len), nb, nl = 0;
+	struct aesgcm_lane ln[GCM_SHORT_MAX];
+	__m128i t[AESGCM_LANES_MAX];
 
-	RTE_BUILD_BUG_ON(AESGCM_LANES_MAX != 2);
+	/*
+	 * Decryption stays on aesgcm.h, whose GHASH of the ciphertext runs beside
+	 * the AES rounds: aesgcm512.h measured 0.98x there (8 pairs, 64 B), 1.085x
+	 * encrypting (4 of 4).
+	 */
+	if (enc && sa->gcm_short == SA_GCM_AVX512 && aesgcm512_fits(o[0].len, k->tag_len)) {
+		do {
+			ln[nl] = (struct aesgcm_lane){o[nl].iv, o[nl].ad, o[nl].p, o[nl].len};
+			nl++;
+		} while (nl < RTE_MIN((unsigned)left, AESGCM512_LANES_MAX) &&
+			 aesgcm512_fits(o[nl].len, k->tag_len));
+		aesgcm512_run(rk, rounds, &sa->gcm_h, k->aad_len, enc, ln, nl, tag);
+		return nl;
+	}
+	RTE_BUILD_BUG_ON(AESGCM_LANES_MAX != 2 || GCM_SHORT_MAX < AESGCM_LANES_MAX);
+	nb = aesgcm_nb(o[0].len);
 	ln[0] = (struct aesgcm_lane){o[0].iv, o[0].ad, o[0].p, o[0].len};
 	if (left > 1 && aesgcm_fits(o[1].len, k->tag_len) && aesgcm_nb(o[1].len) == nb) {
 		ln[1] = (struct aesgcm_lane){o[1].iv, o[1].ad, o[1].p, o[1].len};
-		aesgcm_run(rk, rounds, &sa->gcm_h, k->aad_len, enc, ln, tag, 2, nb);
-		return 2;
+		aesgcm_run(rk, rounds, &sa->gcm_h, k->aad_len, enc, ln, t, 2, nb);
+		nl = 2;
+	} else {
+		aesgcm_run(rk, rounds, &sa->gcm_h, k->aad_len, enc, ln, t, 1, nb);
+		nl = 1;
 	}
-	aesgcm_run(rk, rounds, &sa->gcm_h, k->aad_len, enc, ln, tag, 1, nb);
-	return 1;
+	for (unsigned j = 0; j < nl; j++)
+		_mm_store_si128((__m128i *)tag[j], t[j]);
+	return nl;
 }
 
 AESGCM_TARGET uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n,
@@ -197,19 +224,17 @@ AESGCM_TARGET uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], u
 		const struct gcm_op *o = &op[i];
 
 		if (sa->gcm_short && aesgcm_fits(o->len, k->tag_len)) {
-			__m128i tag[AESGCM_LANES_MAX];
+			uint8_t tag[GCM_SHORT_MAX][16] __rte_aligned(16);
 			unsigned nl = short_ops(sa, o, ok - i, true, tag);
 
 			for (unsigned j = 0; j < nl; j++) {
-				uint8_t t[16];
-
-				if (likely(k->tag_len == 16)) {
-					_mm_storeu_si128((__m128i *)(o[j].p + o[j].len), tag[j]);
-					continue;
-				}
-				_mm_storeu_si128((__m128i *)t, tag[j]);
-				memcpy(o[j].p + o[j].len, t, k->tag_len);
+				if (likely(k->tag_len == 16))
+					_mm_storeu_si128((__m128i *)(o[j].p + o[j].len),
+							 _mm_load_si128((const __m128i *)tag[j]));
+				else
+					memcpy(o[j].p + o[j].len, tag[j], k->tag_len);
 			}
+			explicit_bzero(tag, sizeof(tag));
 			i += nl;
 			continue;
 		}
@@ -300,7 +325,7 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 	const struct ipsecmb_sa *k = &sa->mb;
 	struct sa_gcm *g = &sa->gcm;
 	struct gcm_context_data ctx;
-	uint8_t tag[AESGCM_LANES_MAX][GCM_ICV_MAX] __rte_aligned(16);
+	uint8_t tag[GCM_SHORT_MAX][GCM_ICV_MAX] __rte_aligned(16);
 	uint64_t seq[n], top = __atomic_load_n(&g->in.top, __ATOMIC_RELAXED);
 	uint16_t cut[n];
 	struct rte_mbuf *bad[n], *in[n];
@@ -355,13 +380,9 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 	for (uint16_t i = 0; i < ni;) {
 		unsigned nl = 1;
 
-		if (sa->gcm_short && aesgcm_fits(op[i].len, k->tag_len)) {
-			__m128i t[AESGCM_LANES_MAX];
-
-			nl = short_ops(sa, &op[i], ni - i, false, t);
-			for (unsigned j = 0; j < nl; j++)
-				_mm_store_si128((__m128i *)tag[j], t[j]);
-		} else if (k->key_len == 16) {
+		if (sa->gcm_short && aesgcm_fits(op[i].len, k->tag_len))
+			nl = short_ops(sa, &op[i], ni - i, false, tag);
+		else if (k->key_len == 16) {
 			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, op[i].p, op[i].p, op[i].len,
 					   op[i].iv, op[i].ad, k->aad_len, tag[0], k->tag_len);
 		} else {

@@ -21,6 +21,7 @@
 #include <rte_ip.h>
 #include <rte_malloc.h>
 
+#include "aesgcm512.h"
 #include "crypto.h"
 #include "sad.h"
 
@@ -152,6 +153,9 @@ static void retire(struct sa *sa, int32_t pos)
 	}
 }
 
+/* Where this CPU lets short AES-GCM payloads go, for every SA (sad_init). */
+static enum sa_gcm_short gcm_short_isa;
+
 int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errlen)
 {
 	struct rte_hash_parameters hp = {
@@ -181,6 +185,13 @@ int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errl
 	}
 	sad_qs = qs;
 	sad_workers = n_workers;
+	gcm_short_isa = aesgcm512_usable() ? SA_GCM_AVX512
+			: aesgcm_usable()  ? SA_GCM_AESNI
+					   : SA_GCM_LONG;
+	RTE_LOG(INFO, USER1, "dpsec: short AES-GCM payloads: %s\n",
+		gcm_short_isa == SA_GCM_AVX512	? "AVX-512 VAES (up to 48 bytes), AES-NI (to 64)"
+		: gcm_short_isa == SA_GCM_AESNI ? "AES-NI (up to 64 bytes)"
+						: "intel-ipsec-mb");
 	if (qs != NULL) {
 		struct rte_rcu_qsbr_dq_parameters dp = {
 		    .name = "dpsec_sad_dq",
@@ -484,11 +495,10 @@ static void gcm_setup(struct sa *sa, const struct sa_build *b, uint64_t *bits)
 
 	RTE_BUILD_BUG_ON(sizeof(struct sa_gcm) > RTE_CACHE_LINE_SIZE);
 	sa->own_esp = true;
-	if (aesgcm_usable()) {
+	sa->gcm_short = (uint8_t)gcm_short_isa;
+	if (sa->gcm_short != SA_GCM_LONG)
 		aesgcm_h_init(&sa->gcm_h, sa->mb.k.gcm.expanded_keys,
 			      aesgcm_rounds(sa->mb.key_len));
-		sa->gcm_short = true;
-	}
 	if (sa->inbound) {
 		memcpy(g->in.salt, &b->prm.ipsec_xform.salt, sizeof(g->in.salt));
 		g->in.size = sa->replay_window;

@@ -101,6 +101,13 @@ struct sa_gcm {
 	};
 };
 
+/* Where an own_esp SA's short payloads go (longer ones always to ipsec-mb). */
+enum sa_gcm_short {
+	SA_GCM_LONG,   /* ipsec-mb for all: the CPU lacks AES-NI or PCLMULQDQ */
+	SA_GCM_AESNI,  /* aesgcm.h */
+	SA_GCM_AVX512, /* aesgcm512.h, and aesgcm.h for what it does not take */
+};
+
 struct sa {
 	/*
 	 * Line 0, read on every burst: a worker reads no other line of the record
@@ -126,7 +133,7 @@ struct sa {
 	uint16_t outer_sum;   /* IPv4 outer header sum without length and id (esp.c) */
 	bool window_lock;     /* inbound with a window and several workers: take in_lock */
 	bool own_esp;	      /* AES-GCM: gcm.c builds and checks the packets, not rte_ipsec */
-	bool gcm_short;	      /* own_esp with gcm_h: short payloads go through aesgcm.h */
+	uint8_t gcm_short;    /* own_esp with gcm_h: enum sa_gcm_short */
 	uint64_t seq_in_base; /* inbound: the seq-in it was installed with */
 	/* outbound: sequence numbers this SA may use in all (its lease), SAD_NO_LEASE
 	 * for none; written by the control thread, read atomically */
