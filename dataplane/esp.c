@@ -496,29 +496,46 @@ static uint16_t inbound_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, 
 	return in_post(sa, mb, k, worker, &st, orig, sq, now);
 }
 
-/* An own_esp SA's inbound burst: gcm.c checks and decrypts, the counters are kept here. */
-static uint16_t gcm_in_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
-			     uint64_t now)
+/* gcm.c decrypted @k of @sa's packets, @ok of them good: the counters. */
+static uint16_t gcm_in_count(struct sa *sa, unsigned worker, uint16_t k, uint16_t ok,
+			     const uint8_t why[], uint64_t seq_max, uint64_t bytes, uint64_t now)
 {
 	struct sa_counters *c = &sad_cnt(sa)[worker];
-	struct rte_mbuf *orig[ESP_BURST_MAX];
-	uint32_t sq[ESP_BURST_MAX];
-	uint8_t why[ESP_BURST_MAX];
-	uint64_t bytes = 0, seq_max;
-	uint16_t k = in_pre(sa, mb, n, worker, orig, sq), ok;
 
-	ok = k ? gcm_decrypt(sa, mb, sq, k, worker, why, &seq_max) : 0;
 	for (uint16_t i = ok; i < k; i++)
 		c->drops[why[i - ok]]++;
 	if (ok == 0)
 		return 0;
-	for (uint16_t i = 0; i < ok; i++)
-		bytes += mb[i]->pkt_len;
 	c->seq_in = RTE_MAX(c->seq_in, seq_max);
 	c->packets += ok;
 	c->bytes += bytes;
 	c->last_tsc = now;
 	return ok;
+}
+
+/* An own_esp SA's inbound burst: gcm.c checks and decrypts, the counters are kept here. */
+static uint16_t gcm_in_burst(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+			     uint64_t now)
+{
+	struct rte_mbuf *orig[ESP_BURST_MAX];
+	uint32_t sq[ESP_BURST_MAX];
+	uint8_t why[ESP_BURST_MAX];
+	uint64_t bytes = 0, seq_max = 0;
+	uint16_t k = in_pre(sa, mb, n, worker, orig, sq), ok;
+
+	ok = k ? gcm_decrypt(sa, mb, sq, k, worker, why, &seq_max, &bytes) : 0;
+	return gcm_in_count(sa, worker, k, ok, why, seq_max, bytes, now);
+}
+
+/* The same for packets the caller parsed and staged (esp_job.parsed): no in_pre pass. */
+static uint16_t gcm_in_parsed(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+			      uint64_t now)
+{
+	uint8_t why[ESP_BURST_MAX];
+	uint64_t bytes = 0, seq_max = 0;
+	uint16_t ok = gcm_decrypt(sa, mb, NULL, n, worker, why, &seq_max, &bytes);
+
+	return gcm_in_count(sa, worker, n, ok, why, seq_max, bytes, now);
 }
 
 typedef uint16_t (*burst_fn)(struct sa *, struct rte_mbuf *[], uint16_t, unsigned, uint64_t);
@@ -647,15 +664,23 @@ uint16_t esp_outbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned
 	return n ? split(outbound_burst, sa, mb, n, worker, now_tsc) : 0;
 }
 
-uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
-		     uint64_t now_tsc)
+static uint16_t in_run(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		       uint64_t now_tsc, bool parsed)
 {
 	if (unlikely(n == 0 || expired(sa, n, worker)))
 		return 0;
 	n = within_limits(sa, mb, n, worker);
 	if (n == 0)
 		return 0;
-	return split(sa->own_esp ? gcm_in_burst : inbound_burst, sa, mb, n, worker, now_tsc);
+	if (!sa->own_esp)
+		return split(inbound_burst, sa, mb, n, worker, now_tsc);
+	return split(parsed ? gcm_in_parsed : gcm_in_burst, sa, mb, n, worker, now_tsc);
+}
+
+uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned worker,
+		     uint64_t now_tsc)
+{
+	return in_run(sa, mb, n, worker, now_tsc, false);
 }
 
 /*
@@ -689,7 +714,7 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in, ui
 		deferred[i] = false;
 		if (sa->mb.kind != IPSECMB_JOB || n > ESP_BURST_MAX ||
 		    used + n > CRYPTO_WORKER_OPS) {
-			j->ok = in ? esp_inbound(sa, j->mb, n, worker, now)
+			j->ok = in ? in_run(sa, j->mb, n, worker, now, j->parsed)
 				   : esp_outbound(sa, j->mb, n, worker, now);
 			continue;
 		}

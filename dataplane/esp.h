@@ -11,6 +11,7 @@
 #ifndef DPSEC_ESP_H
 #define DPSEC_ESP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <rte_mbuf.h>
@@ -44,6 +45,12 @@ struct esp_job {
 	struct rte_mbuf **mb;
 	uint16_t n;
 	uint16_t ok;
+	/*
+	 * Inbound: the caller already parsed them as ESP (or ESP-in-UDP) of the
+	 * SA's encapsulation, l2_len 0 and l3_len up to ESP, and staged AES-GCM
+	 * nonces (gcm_stage()): they are not parsed again.
+	 */
+	bool parsed;
 };
 
 #define ESP_JOBS_MAX 32 /* SAs in one bulk call (the SAs of one RX burst) */

@@ -319,7 +319,8 @@ static inline int trailer(const uint8_t *p, uint32_t clen)
 }
 
 AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[],
-				   uint16_t n, unsigned worker, uint8_t why[], uint64_t *seq_max)
+				   uint16_t n, unsigned worker, uint8_t why[], uint64_t *seq_max,
+				   uint64_t *bytes)
 {
 	IMB_MGR *mgr = ipsecmb_mgr(worker);
 	const struct ipsecmb_sa *k = &sa->mb;
@@ -342,6 +343,7 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 			       (int32_t)(sizeof(struct rte_esp_hdr) + ESP_IV_LEN + k->tag_len);
 		struct gcm_op *o = &op[ni];
 		enum sa_drop r;
+		uint32_t lo;
 
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(mb[i + 1], void *));
@@ -350,13 +352,14 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 			r = SA_DROP_OTHER;
 			goto drop;
 		}
-		seq[ni] = sa->esn ? esn_of(top, sq[i], g->in.size) : sq[i];
+		lo = sq != NULL ? sq[i] : rte_be_to_cpu_32(((const struct rte_esp_hdr *)esp)->seq);
+		seq[ni] = sa->esn ? esn_of(top, lo, g->in.size) : lo;
 		r = window_check(g, seq[ni]);
 		if (unlikely(r != SA_DROP_MAX))
 			goto drop;
 		/* staged by gcm_stage() (inbound.c); callers that did not (tests) get it built */
 		o->iv = gcm_nonce_at(m);
-		if (unlikely(o->iv == NULL || !gcm_nonce_is(o->iv, sa, esp))) {
+		if (unlikely(o->iv == NULL || (sq != NULL && !gcm_nonce_is(o->iv, sa, esp)))) {
 			gcm_nonce_fill(o->nonce, sa, esp);
 			o->iv = o->nonce;
 		}
@@ -432,6 +435,7 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 		*seq_max = RTE_MAX(*seq_max, seq[i]);
 		rte_pktmbuf_adj(m, (uint16_t)(m->l3_len + sizeof(struct rte_esp_hdr) + ESP_IV_LEN));
 		rte_pktmbuf_trim(m, cut[i]);
+		*bytes += m->pkt_len;
 		m->packet_type = RTE_PTYPE_UNKNOWN;
 		m->l2_len = m->l3_len = 0;
 		mb[ok++] = m;

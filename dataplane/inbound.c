@@ -148,8 +148,8 @@ static inline bool inner_ok(struct rte_mbuf *m)
 /*
  * An SA only takes the encapsulation (and port of ours) it was negotiated
  * with (parse() let only ESP and ESP-in-UDP through). Notes who moved (a
- * NAT-T source other than the SA's peer) and takes Ethernet off, in the same
- * pass: the headers are in L1 once.
+ * NAT-T source other than the SA's peer), takes Ethernet off and leaves the
+ * packet parsed for esp.c, in the same pass: the headers are in L1 once.
  */
 static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 {
@@ -179,9 +179,12 @@ static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 				g->moved_sport[g->n_moved++] = uh->src_port;
 			}
 		}
+		/* as esp.c's in_pre would leave it (esp_job.parsed) */
 		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
+		m->l2_len = 0;
+		m->l3_len += udp ? sizeof(struct rte_udp_hdr) : 0;
 		if (sa->own_esp)
-			gcm_stage(sa, m, m->l3_len + (udp ? sizeof(struct rte_udp_hdr) : 0));
+			gcm_stage(sa, m, m->l3_len);
 		g->m[k++] = m;
 	}
 	g->n = k;
@@ -308,7 +311,10 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 	p->n = 0;
 	for (uint16_t g = 0; g < ng; g++) {
 		admit(w, in_port, &groups[g]);
-		jobs[g] = (struct esp_job){.sa = groups[g].sa, .mb = groups[g].m, .n = groups[g].n};
+		jobs[g] = (struct esp_job){.sa = groups[g].sa,
+					   .mb = groups[g].m,
+					   .n = groups[g].n,
+					   .parsed = groups[g].sa->own_esp};
 	}
 	esp_inbound_bulk(jobs, ng, w->id, now);
 	for (uint16_t g = 0; g < ng; g++)
