@@ -183,6 +183,7 @@ AESGCM_TARGET uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], u
 	struct rte_mbuf *bad[n];
 	struct gcm_op op[n];
 	struct gcm_context_data ctx;
+	bool used_ctx = false;
 	uint16_t ok = 0, nb = 0;
 	uint64_t last = sa->esn ? UINT64_MAX : UINT32_MAX;
 
@@ -234,10 +235,10 @@ AESGCM_TARGET uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], u
 				else
 					memcpy(o[j].p + o[j].len, tag[j], k->tag_len);
 			}
-			explicit_bzero(tag, sizeof(tag));
-			i += nl;
+			i += nl; /* (the tags go on the wire: nothing to wipe) */
 			continue;
 		}
+		used_ctx = true;
 		if (k->key_len == 16)
 			IMB_AES128_GCM_ENC(mgr, &k->k.gcm, &ctx, o->p, o->p, o->len, o->iv, o->ad,
 					   k->aad_len, o->p + o->len, k->tag_len);
@@ -246,7 +247,8 @@ AESGCM_TARGET uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], u
 					   k->aad_len, o->p + o->len, k->tag_len);
 		i++;
 	}
-	explicit_bzero(&ctx, sizeof(ctx));
+	if (used_ctx) /* GHASH state of the data; short payloads never touch it */
+		explicit_bzero(&ctx, sizeof(ctx));
 	memcpy(&mb[ok], bad, nb * sizeof(*bad));
 	return ok;
 }
@@ -326,6 +328,7 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 	const struct ipsecmb_sa *k = &sa->mb;
 	struct sa_gcm *g = &sa->gcm;
 	struct gcm_context_data ctx;
+	bool used_ctx = false;
 	uint8_t tag[GCM_SHORT_MAX][GCM_ICV_MAX] __rte_aligned(16);
 	uint64_t seq[n], top = __atomic_load_n(&g->in.top, __ATOMIC_RELAXED);
 	uint16_t cut[n];
@@ -383,14 +386,18 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 	for (uint16_t i = 0; i < ni;) {
 		unsigned nl = 1;
 
-		if (sa->gcm_short && aesgcm_fits(op[i].len, k->tag_len))
+		if (sa->gcm_short && aesgcm_fits(op[i].len, k->tag_len)) {
 			nl = short_ops(sa, &op[i], ni - i, false, tag);
-		else if (k->key_len == 16) {
-			IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, op[i].p, op[i].p, op[i].len,
-					   op[i].iv, op[i].ad, k->aad_len, tag[0], k->tag_len);
 		} else {
-			IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, op[i].p, op[i].p, op[i].len,
-					   op[i].iv, op[i].ad, k->aad_len, tag[0], k->tag_len);
+			used_ctx = true;
+			if (k->key_len == 16)
+				IMB_AES128_GCM_DEC(mgr, &k->k.gcm, &ctx, op[i].p, op[i].p,
+						   op[i].len, op[i].iv, op[i].ad, k->aad_len,
+						   tag[0], k->tag_len);
+			else
+				IMB_AES256_GCM_DEC(mgr, &k->k.gcm, &ctx, op[i].p, op[i].p,
+						   op[i].len, op[i].iv, op[i].ad, k->aad_len,
+						   tag[0], k->tag_len);
 		}
 		for (unsigned j = 0; j < nl; j++, i++) {
 			const struct gcm_op *o = &op[i];
@@ -415,8 +422,9 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 			bad[nb++] = in[i];
 		}
 	}
-	explicit_bzero(tag, sizeof(tag));
-	explicit_bzero(&ctx, sizeof(ctx));
+	explicit_bzero(tag, sizeof(tag)); /* a forgery's true tag */
+	if (used_ctx)
+		explicit_bzero(&ctx, sizeof(ctx));
 	/* only authenticated numbers move the window, one worker at a time */
 	if (track && sa->window_lock)
 		rte_spinlock_lock(&sa->in_lock);
