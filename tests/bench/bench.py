@@ -47,6 +47,14 @@ SECGW_ALGOS = ("aes-gcm-128",)
 TARGET_E2E_TCP = 4.0
 
 
+def add_case_arguments(ap):
+    """One benchmark case on a tool's command line (profile.py, callgrind.py)."""
+    ap.add_argument("direction", choices=DIRECTIONS)
+    ap.add_argument("algo", choices=ALGOS)
+    ap.add_argument("size", type=lambda v: v if v == "imix" else int(v))
+    ap.add_argument("sas", type=int)
+
+
 def tsc_hz():
     with open("/proc/cpuinfo") as f:
         text = f.read()

@@ -29,15 +29,11 @@ FN_LINE = re.compile(r"^(?:\([ \d.]+%\)\s+)?(?:\S+:)?([\w.]+)(?: \[(\S+)\])?$")
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("direction", choices=bench.DIRECTIONS)
-    ap.add_argument("algo", choices=bench.ALGOS)
-    ap.add_argument("size")
-    ap.add_argument("sas", type=int)
+    bench.add_case_arguments(ap)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--keep", help="write the callgrind output here")
     a = ap.parse_args()
-    size = a.size if a.size == "imix" else int(a.size)
 
     work = tempfile.mkdtemp(prefix="dpb-cg-")
     out = a.keep or os.path.join(work, "callgrind.out")
@@ -53,7 +49,7 @@ def main():
         empty = os.path.join(work, "empty.pcap")
         pcapgen.write_pcap(empty, [])
         mac = db.discover_mac(ns, "cg-mac", a.direction, empty, work)
-        pcap = bench.pcap_path(work, a.direction, a.algo, size, a.sas, mac)
+        pcap = bench.pcap_path(work, a.direction, a.algo, a.size, a.sas, mac)
         conf = pcapgen.config(a.direction, a.algo, a.sas, bench.DECRYPT_REPLAY_WINDOW)
         db.DATAPLANE, real = wrapper, db.DATAPLANE
         db.READY_TIMEOUT = 600.0

@@ -33,23 +33,19 @@ def worker_tid(pid):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("direction", choices=bench.DIRECTIONS)
-    ap.add_argument("algo", choices=bench.ALGOS)
-    ap.add_argument("size")
-    ap.add_argument("sas", type=int)
+    bench.add_case_arguments(ap)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--callgraph", action="store_true", help="perf record -g")
     ap.add_argument("--keep", help="write perf.data here instead of a temporary file")
     a = ap.parse_args()
-    size = a.size if a.size == "imix" else int(a.size)
 
     work = tempfile.mkdtemp(prefix="dpb-prof-")
     ns = db.Netns("dpb-prof")
     dp = None
     try:
         mac = db.discover_mac(ns, "prof-mac", a.direction, _dummy_pcap(work), work)
-        pcap = bench.pcap_path(work, a.direction, a.algo, size, a.sas, mac)
+        pcap = bench.pcap_path(work, a.direction, a.algo, a.size, a.sas, mac)
         conf = pcapgen.config(a.direction, a.algo, a.sas, bench.DECRYPT_REPLAY_WINDOW)
         dp = db.Dataplane(ns, "prof", conf, db.vdevs(a.direction, pcap), work)
         dp.start()
