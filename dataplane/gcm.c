@@ -320,6 +320,30 @@ static inline int trailer(const uint8_t *p, uint32_t clen)
 	return bad ? -1 : (int)(t->pad_len + sizeof(*t));
 }
 
+/*
+ * An authenticated packet: its number into the window (@track), unless an
+ * earlier packet of the burst had it (returns that reason); then cut to the
+ * inner packet.
+ */
+static inline enum sa_drop window_accept(struct sa_gcm *g, bool track, struct rte_mbuf *m,
+					 uint64_t seq, uint16_t cut, uint64_t *seq_max,
+					 uint64_t *bytes)
+{
+	enum sa_drop r = track ? window_check(g, seq) : SA_DROP_MAX;
+
+	if (unlikely(r != SA_DROP_MAX))
+		return r;
+	if (track)
+		window_take(g, seq);
+	*seq_max = RTE_MAX(*seq_max, seq);
+	rte_pktmbuf_adj(m, (uint16_t)(m->l3_len + sizeof(struct rte_esp_hdr) + ESP_IV_LEN));
+	rte_pktmbuf_trim(m, cut);
+	*bytes += m->pkt_len;
+	m->packet_type = RTE_PTYPE_UNKNOWN;
+	m->l2_len = m->l3_len = 0;
+	return SA_DROP_MAX;
+}
+
 AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[],
 				   uint16_t n, unsigned worker, uint8_t why[], uint64_t *seq_max,
 				   uint64_t *bytes)
@@ -337,6 +361,8 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 	uint8_t bad_why[n];
 	uint16_t ok = 0, nb = 0, nc = 0, ni = 0;
 	bool track = g->in.size != 0 || sa->esn;
+	/* several workers share the window: their updates take turns, after the crypto */
+	bool locked = track && sa->window_lock;
 
 	/* check the lengths and the window; nonces and AADs for the next pass */
 	for (uint16_t i = 0; i < n; i++) {
@@ -413,10 +439,18 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 				r = SA_DROP_TRAILER;
 				goto bad;
 			}
-			seq[nc] = seq[i];
-			cut[nc] = (uint16_t)(tl + k->tag_len);
-			mb[nc++] = in[i];
-			continue;
+			if (unlikely(locked)) {
+				seq[nc] = seq[i];
+				cut[nc] = (uint16_t)(tl + k->tag_len);
+				mb[nc++] = in[i];
+				continue;
+			}
+			r = window_accept(g, track, in[i], seq[i], (uint16_t)(tl + k->tag_len),
+					  seq_max, bytes);
+			if (likely(r == SA_DROP_MAX)) {
+				mb[ok++] = in[i];
+				continue;
+			}
 		bad:
 			bad_why[nb] = (uint8_t)r;
 			bad[nb++] = in[i];
@@ -426,30 +460,21 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 	if (used_ctx)
 		explicit_bzero(&ctx, sizeof(ctx));
 	/* only authenticated numbers move the window, one worker at a time */
-	if (track && sa->window_lock)
+	if (unlikely(locked)) {
 		rte_spinlock_lock(&sa->in_lock);
-	*seq_max = 0;
-	for (uint16_t i = 0; i < nc; i++) {
-		struct rte_mbuf *m = mb[i];
-		enum sa_drop r = track ? window_check(g, seq[i]) : SA_DROP_MAX;
+		for (uint16_t i = 0; i < nc; i++) {
+			enum sa_drop r =
+			    window_accept(g, true, mb[i], seq[i], cut[i], seq_max, bytes);
 
-		if (unlikely(r != SA_DROP_MAX)) { /* an earlier one of this burst had it */
+			if (likely(r == SA_DROP_MAX)) {
+				mb[ok++] = mb[i];
+				continue;
+			}
 			bad_why[nb] = (uint8_t)r;
-			bad[nb++] = m;
-			continue;
+			bad[nb++] = mb[i];
 		}
-		if (track)
-			window_take(g, seq[i]);
-		*seq_max = RTE_MAX(*seq_max, seq[i]);
-		rte_pktmbuf_adj(m, (uint16_t)(m->l3_len + sizeof(struct rte_esp_hdr) + ESP_IV_LEN));
-		rte_pktmbuf_trim(m, cut[i]);
-		*bytes += m->pkt_len;
-		m->packet_type = RTE_PTYPE_UNKNOWN;
-		m->l2_len = m->l3_len = 0;
-		mb[ok++] = m;
-	}
-	if (track && sa->window_lock)
 		rte_spinlock_unlock(&sa->in_lock);
+	}
 	memcpy(&mb[ok], bad, nb * sizeof(*bad));
 	memcpy(why, bad_why, nb);
 	return ok;

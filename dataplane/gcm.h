@@ -81,9 +81,9 @@ static inline void gcm_stage(const struct sa *sa, struct rte_mbuf *m, uint32_t e
  * sequence numbers' low halves, or NULL to read them from the packets, whose
  * nonces are then known to be staged wherever there was room). Returns how
  * many are good, mb[0..ret) in their order at the inner IP header, the window
- * moved past them, @seq_max the highest of their numbers and their inner
- * bytes added to @bytes; the others follow with why[i - ret] (enum sa_drop)
- * saying why each failed.
+ * moved past them, @seq_max raised to the highest of their numbers and their
+ * inner bytes added to @bytes; the others follow with why[i - ret] (enum
+ * sa_drop) saying why each failed.
  */
 uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const uint32_t sq[], uint16_t n,
 		     unsigned worker, uint8_t why[], uint64_t *seq_max, uint64_t *bytes);
