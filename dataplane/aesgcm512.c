@@ -100,31 +100,19 @@ AESGCM512_TARGET void aesgcm512_run(const uint8_t *rk, unsigned rounds, const st
 				    unsigned aad_len, bool enc, const struct aesgcm_lane *ln,
 				    unsigned nl, uint8_t tag[][16])
 {
-	/* constants once inlined: the compiler unrolls each case */
-	switch (nl * 2 + enc) {
+	/* the lane count a constant once inlined: the compiler unrolls each case */
+	switch (nl) {
+	case 1:
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, 1);
+		break;
 	case 2:
-		lanes(rk, rounds, h, aad_len, false, ln, tag, 1);
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, 2);
 		break;
 	case 3:
-		lanes(rk, rounds, h, aad_len, true, ln, tag, 1);
-		break;
-	case 4:
-		lanes(rk, rounds, h, aad_len, false, ln, tag, 2);
-		break;
-	case 5:
-		lanes(rk, rounds, h, aad_len, true, ln, tag, 2);
-		break;
-	case 6:
-		lanes(rk, rounds, h, aad_len, false, ln, tag, 3);
-		break;
-	case 7:
-		lanes(rk, rounds, h, aad_len, true, ln, tag, 3);
-		break;
-	case 8:
-		lanes(rk, rounds, h, aad_len, false, ln, tag, 4);
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, 3);
 		break;
 	default:
-		lanes(rk, rounds, h, aad_len, true, ln, tag, 4);
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, 4);
 		break;
 	}
 }
