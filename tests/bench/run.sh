@@ -24,6 +24,7 @@ cleanup
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+deploy/deps.sh # a fresh machine: packages and the strongSwan source; else only checks
 make -j2 all "$OUT/memlat"
 deploy/hugepages.sh
 mkdir -p "$OUT"
