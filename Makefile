@@ -8,10 +8,6 @@ WARN    := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CSTD    := -std=gnu11
 OPT     ?= -O2 -g
 DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null) -DALLOW_EXPERIMENTAL_API
-# The CPU level dpsec's dataplane code is compiled for (DPDK's pkg-config asks for
-# corei7): x86-64-v3 = Haswell / Zen and later (AVX2, BMI2, MOVBE): decrypt 64 B and 1400 B
-# 1.025x, 7 of 8 interleaved pairs each. main.c refuses to start on a CPU below it.
-MARCH   ?= x86-64-v3
 DPDK_LIBS   := $(shell pkg-config --libs libdpdk 2>/dev/null) -lrte_bus_vdev
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -36,7 +32,7 @@ $(1)/gen/%.o: $(GEN)/%.c $(GEN)/dpsec.pb-c.h
 	$$(CC) $$(CFLAGS_COMMON) -Wno-unused-parameter $(2) -fPIC -c $$< -o $$@
 $(1)/dataplane/%.o: dataplane/%.c $(GEN)/dpsec.pb-c.h
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS_COMMON) $(DPDK_CFLAGS) -march=$(MARCH) -Idataplane $(2) -c $$< -o $$@
+	$$(CC) $$(CFLAGS_COMMON) $(DPDK_CFLAGS) -Idataplane $(2) -c $$< -o $$@
 $(1)/controlplane/%.o: controlplane/%.c $(GEN)/dpsec.pb-c.h
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS_COMMON) $(2) -c $$< -o $$@

@@ -50,59 +50,6 @@ struct options {
 	unsigned mbufs;
 };
 
-/*
- * The dataplane is built for a CPU level (the Makefile's MARCH), above the
- * corei7 DPDK's packages ask for: anywhere in it the compiler may have used
- * what that level has. Before any of that runs, a CPU without it is told so
- * by name, not killed by SIGILL mid-start. Compiled for the x86-64 baseline.
- */
-#define CPU_NEED(feature)                                                                          \
-	do {                                                                                       \
-		if (!__builtin_cpu_supports(feature))                                              \
-			missing = missing ? missing : feature;                                     \
-	} while (0)
-
-__attribute__((constructor(101), target("arch=x86-64"))) static void cpu_check(void)
-{
-	const char *missing = NULL;
-
-	__builtin_cpu_init();
-#ifdef __SSE4_2__
-	CPU_NEED("sse4.2");
-#endif
-#ifdef __POPCNT__
-	CPU_NEED("popcnt");
-#endif
-#ifdef __AVX__
-	CPU_NEED("avx");
-#endif
-#ifdef __AVX2__
-	CPU_NEED("avx2");
-#endif
-#ifdef __BMI__
-	CPU_NEED("bmi");
-#endif
-#ifdef __BMI2__
-	CPU_NEED("bmi2");
-#endif
-#ifdef __FMA__
-	CPU_NEED("fma");
-#endif
-#ifdef __MOVBE__
-	CPU_NEED("movbe");
-#endif
-#ifdef __AVX512F__
-	CPU_NEED("avx512f");
-#endif
-	if (missing != NULL) {
-		fprintf(stderr,
-			"dpsec-dataplane: this CPU lacks %s, which this build was compiled to use; "
-			"rebuild with a lower level, e.g. make MARCH=corei7\n",
-			missing);
-		exit(EXIT_FAILURE);
-	}
-}
-
 static volatile sig_atomic_t quit;
 
 static void on_signal(int sig)

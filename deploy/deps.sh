@@ -17,7 +17,6 @@ PACKAGES=(
 	strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins
 	libstrongswan-standard-plugins libstrongswan-extra-plugins
 	python3-scapy python3-pytest python3-cryptography tshark iproute2 iputils-ping iperf3 tcpdump ethtool procps systemd
-	qemu-user
 )
 
 say() { echo "deps: $*"; }
