@@ -361,8 +361,9 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 	uint8_t bad_why[n];
 	uint16_t ok = 0, nb = 0, nc = 0, ni = 0;
 	bool track = g->in.size != 0 || sa->esn;
-	/* several workers share the window: their updates take turns, after the crypto */
-	bool locked = track && sa->window_lock;
+	/* several workers share the window: their updates take turns, after the crypto
+	 * (sad.c sets window_lock only where there is something to track) */
+	bool locked = sa->window_lock;
 
 	/* check the lengths and the window; nonces and AADs for the next pass */
 	for (uint16_t i = 0; i < n; i++) {
