@@ -684,6 +684,25 @@ uint16_t esp_inbound(struct sa *sa, struct rte_mbuf *mb[], uint16_t n, unsigned 
 }
 
 /*
+ * A job's SA state, a few jobs ahead of its turn: whether its first packet's
+ * payload is one aesgcm.h takes, so that ipsec-mb's GHASH keys stay out (10k
+ * SAs at 64 B, 10 pairs each: decrypt 1.07x, encrypt 1.08x).
+ */
+static inline void prefetch_job(const struct esp_job *j, unsigned worker, bool in)
+{
+	const struct sa *sa = j->sa;
+	const struct rte_mbuf *m = j->mb[0];
+	bool short_gcm = false;
+
+	/* the payload GCM covers: inner packet and trailer, or what follows ESP header and IV */
+	if (sa->gcm_short != SA_GCM_LONG && j->n != 0 && (!in || j->parsed))
+		short_gcm = in ? m->pkt_len <= m->l3_len + sizeof(struct rte_esp_hdr) + sa->iv_len +
+						   sa->icv_len + 16 * AESGCM_BLOCKS_MAX
+			       : m->pkt_len + sizeof(struct rte_esp_tail) <= 16 * AESGCM_BLOCKS_MAX;
+	sad_prefetch_state(sa, worker, short_gcm);
+}
+
+/*
  * The SAs whose crypto runs on the job manager (CBC+HMAC and friends) go
  * through it together: each one's packets are prepared and submitted, one
  * flush finishes all of them, then each is completed. Ten thousand SAs of one
@@ -703,14 +722,14 @@ static void bulk(struct esp_job *jobs, uint16_t nj, unsigned worker, bool in, ui
 
 	RTE_ASSERT(nj <= ESP_JOBS_MAX);
 	for (uint16_t i = 0; i < RTE_MIN(nj, ESP_PREFETCH_AHEAD); i++)
-		sad_prefetch_state(jobs[i].sa, worker);
+		prefetch_job(&jobs[i], worker, in);
 	for (uint16_t i = 0; i < nj; i++) {
 		struct esp_job *j = &jobs[i];
 		struct sa *sa = j->sa;
 		uint16_t n = j->n;
 
 		if (i + ESP_PREFETCH_AHEAD < nj)
-			sad_prefetch_state(jobs[i + ESP_PREFETCH_AHEAD].sa, worker);
+			prefetch_job(&jobs[i + ESP_PREFETCH_AHEAD], worker, in);
 		deferred[i] = false;
 		if (sa->mb.kind != IPSECMB_JOB || n > ESP_BURST_MAX ||
 		    used + n > CRYPTO_WORKER_OPS) {

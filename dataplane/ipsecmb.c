@@ -31,12 +31,14 @@ struct scratch {
 static struct scratch *scratch;
 
 static uint32_t hkey_lo, hkey_hi; /* H^1..H^8 in struct ipsecmb_sa, set by ipsecmb_init() */
+uint16_t ipsecmb_ghash_lines;
 
 /* Where the library's GHASH code reads H^1..H^8 (its gcm_keys_*.asm layouts). */
 static void hkey_layout(const IMB_MGR *m)
 {
 	const uint64_t vaes = IMB_FEATURE_VAES | IMB_FEATURE_VPCLMULQDQ;
 	uint32_t base = offsetof(struct ipsecmb_sa, k.gcm.ghash_keys);
+	size_t rk_end = offsetof(struct ipsecmb_sa, k.gcm.expanded_keys) + 16 * 15;
 
 	/* the library's own test for its VAES GCM code (init_mb_mgr_avx512) */
 	if (m->used_arch == IMB_ARCH_AVX512 && (m->features & vaes) == vaes) {
@@ -49,6 +51,11 @@ static void hkey_layout(const IMB_MGR *m)
 		hkey_hi = base + 8 * 16;
 	}
 	hkey_lo = RTE_ALIGN_FLOOR(hkey_lo, RTE_CACHE_LINE_SIZE);
+	/* less any line shared with the header or (AES-256) round keys */
+	ipsecmb_ghash_lines = 0;
+	for (uint32_t off = RTE_MAX(hkey_lo, (uint32_t)RTE_ALIGN_CEIL(rk_end, RTE_CACHE_LINE_SIZE));
+	     off < hkey_hi; off += RTE_CACHE_LINE_SIZE)
+		ipsecmb_ghash_lines |= (uint16_t)(1u << (off / RTE_CACHE_LINE_SIZE));
 }
 
 int ipsecmb_init(unsigned n_workers, char *err, size_t errlen)

@@ -77,6 +77,12 @@ void ipsecmb_sa_wipe(struct ipsecmb_sa *k);
 uint16_t ipsecmb_sa_lines(const struct ipsecmb_sa *k);
 
 /*
+ * Of those lines, the ones that hold only the library's GHASH keys (the same
+ * for every GCM SA), which code with its own powers of H never reads.
+ */
+extern uint16_t ipsecmb_ghash_lines;
+
+/*
  * Worker @worker: run the crypto of @n ops rte_ipsec_pkt_crypto_prepare()
  * filled for one IPSECMB_JOB SA, in place. The mbufs whose crypto failed (ICV mismatch,
  * a length the cipher refuses) get RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED, which

@@ -227,7 +227,8 @@ static inline const void *sad_ipsa_at(const struct sa *sa)
  * flight: each line left out counts). Two steps: the record's first line when
  * the burst is sorted by SA, then, with own_esp and key_lines at hand, the
  * state ESP works on (counters, gcm or rte_ipsec's session and SA, keys) a
- * few SAs ahead of its turn.
+ * few SAs ahead of its turn. With @short_gcm (a gcm_short SA's burst of
+ * payloads aesgcm.h takes) not ipsec-mb's GHASH table: aesgcm.h reads gcm_h.
  */
 static inline void sad_prefetch(const struct sa *sa, bool outbound)
 {
@@ -237,7 +238,7 @@ static inline void sad_prefetch(const struct sa *sa, bool outbound)
 		rte_prefetch0(sa);
 }
 
-static inline void sad_prefetch_state(const struct sa *sa, unsigned worker)
+static inline void sad_prefetch_state(const struct sa *sa, unsigned worker, bool short_gcm)
 {
 	const uint8_t *cnt = (const uint8_t *)(sad_cnt(sa) + worker);
 	const uint8_t *ipsa = sad_ipsa_at(sa);
@@ -262,7 +263,8 @@ static inline void sad_prefetch_state(const struct sa *sa, unsigned worker)
 		rte_prefetch0(ipsa + 3 * RTE_CACHE_LINE_SIZE);
 	}
 	/* only the key lines this SA's crypto reads: with 10k SAs each is a trip to memory */
-	for (unsigned b = sa->key_lines; b != 0; b &= b - 1)
+	for (unsigned b = sa->key_lines & ~(short_gcm ? (unsigned)ipsecmb_ghash_lines : 0u); b != 0;
+	     b &= b - 1)
 		rte_prefetch0(key + (unsigned)__builtin_ctz(b) * RTE_CACHE_LINE_SIZE);
 }
 

@@ -390,15 +390,21 @@ static uint16_t send_out(struct sa *sa, unsigned n)
 	return k;
 }
 
-/* sad_prefetch_state()'s plan for @sa covers bytes [@p, @p + @len) of its key block */
-static bool plans(const struct sa *sa, const void *p, size_t len)
+/* The key lines @lines of @sa cover bytes [@p, @p + @len) of its key block */
+static bool covers(uint16_t lines, const struct sa *sa, const void *p, size_t len)
 {
 	size_t o = (size_t)((const uint8_t *)p - (const uint8_t *)&sa->mb);
 
 	for (size_t l = o / RTE_CACHE_LINE_SIZE; l <= (o + len - 1) / RTE_CACHE_LINE_SIZE; l++)
-		if (!((sa->key_lines >> l) & 1))
+		if (!((lines >> l) & 1))
 			return false;
 	return true;
+}
+
+/* sad_prefetch_state()'s plan for @sa covers bytes [@p, @p + @len) of its key block */
+static bool plans(const struct sa *sa, const void *p, size_t len)
+{
+	return covers(sa->key_lines, sa, p, len);
 }
 
 /* ipsecmb_sa_lines(): what the crypto reads and no more (each extra line is a memory trip
@@ -418,6 +424,12 @@ static void check_key_lines(const struct sa *sa, bool cbc_in)
 		CHECK(k->kind == IPSECMB_GCM && plans(sa, k->k.gcm.expanded_keys, 11 * 16) &&
 			  !((sa->key_lines >> 3) & 1) && n == 5,
 		      "gcm-128 key lines %#x", sa->key_lines);
+		/* short payloads (aesgcm.h): header and round keys, the two GHASH lines left out */
+		CHECK(sa->key_lines & ipsecmb_ghash_lines &&
+			  covers(sa->key_lines & ~ipsecmb_ghash_lines, sa, k, 16 + 11 * 16) &&
+			  __builtin_popcount(sa->key_lines & ~ipsecmb_ghash_lines) == 3,
+		      "gcm-128 short key lines %#x, GHASH lines %#x", sa->key_lines,
+		      ipsecmb_ghash_lines);
 		return;
 	}
 	/* CBC-128 decrypt + HMAC: header, decryption round keys, HMAC states; no encryption keys */
