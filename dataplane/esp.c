@@ -694,11 +694,15 @@ static inline void prefetch_job(const struct esp_job *j, unsigned worker, bool i
 	const struct rte_mbuf *m = j->mb[0];
 	bool short_gcm = false;
 
-	/* the payload GCM covers: inner packet and trailer, or what follows ESP header and IV */
-	if (sa->gcm_short != SA_GCM_LONG && j->n != 0 && (!in || j->parsed))
-		short_gcm = in ? m->pkt_len <= m->l3_len + sizeof(struct rte_esp_hdr) + sa->iv_len +
-						   sa->icv_len + 16 * AESGCM_BLOCKS_MAX
-			       : m->pkt_len + sizeof(struct rte_esp_tail) <= 16 * AESGCM_BLOCKS_MAX;
+	if (sa->gcm_short != SA_GCM_LONG && j->n != 0 && (!in || j->parsed)) {
+		/* what GCM covers, as gcm.c sizes it: what follows ESP header and IV (a runt
+		 * wraps to a length that does not fit), or inner packet and trailer */
+		uint32_t clen = in ? m->pkt_len - m->l3_len - sizeof(struct rte_esp_hdr) -
+					 sa->iv_len - sa->icv_len
+				   : RTE_ALIGN_CEIL(m->pkt_len + sizeof(struct rte_esp_tail), 4);
+
+		short_gcm = aesgcm_fits(clen, sa->icv_len);
+	}
 	sad_prefetch_state(sa, worker, short_gcm);
 }
 

@@ -210,9 +210,11 @@ def markdown(res):
                 "-" if not pairs else "%.2fx (%s)" % (
                     c["over_secgw_paired"], ", ".join("%.2f" % x for x in pairs))))
         L.append("")
-        L.append("Paired: %d runs of each, back to back in pairs, which one first alternating; "
-                 "each pair's ratio of the two runs' rates, and their median." % SECGW_PAIRS)
-        L.append("")
+        if any(len(c.get("over_secgw_pairs") or []) > 1 for c in sg_rows):
+            L.append("Paired: %d runs of each, back to back in pairs, which one first "
+                     "alternating; each pair's ratio of the two runs' rates, and their median."
+                     % SECGW_PAIRS)
+            L.append("")
     cmp_rows = []
     for c in res["cases"]:
         for nsa in SA_COUNTS:
