@@ -7,6 +7,7 @@
 #include "classify.h"
 #include "fib.h"
 #include "forward.h"
+#include "mbuf.h"
 #include "tap.h"
 
 #define ARP_LEN (sizeof(struct rte_ether_hdr) + sizeof(struct rte_arp_hdr))
@@ -42,8 +43,7 @@ static inline enum verdict check_ipv4(struct rte_mbuf *m, enum stats_drop *why)
 	/* Ethernet padding would otherwise be carried (and encrypted) as payload. */
 	if (tlen < l3)
 		rte_pktmbuf_trim(m, l3 - tlen);
-	m->l2_len = sizeof(struct rte_ether_hdr);
-	m->l3_len = hlen;
+	mbuf_set_lens(m, sizeof(struct rte_ether_hdr), hlen);
 
 	src = rte_be_to_cpu_32(ip->src_addr);
 	dst = rte_be_to_cpu_32(ip->dst_addr);
@@ -88,8 +88,7 @@ static inline enum verdict check_ipv6(struct rte_mbuf *m, enum stats_drop *why)
 	}
 	if (tlen < l3)
 		rte_pktmbuf_trim(m, l3 - tlen);
-	m->l2_len = sizeof(struct rte_ether_hdr);
-	m->l3_len = sizeof(*ip);
+	mbuf_set_lens(m, sizeof(struct rte_ether_hdr), sizeof(*ip));
 	/* Multicast (ND, MLD) and link-local are the kernel's; so are our addresses. */
 	memcpy(dst, ip->dst_addr, sizeof(dst));
 	if (ip->dst_addr[0] == 0xff ||

@@ -24,6 +24,7 @@
 #include "crypto.h"
 #include "esp.h"
 #include "gcm.h"
+#include "mbuf.h"
 
 #define IPPROTO_ESP_NUM 50
 /*
@@ -327,8 +328,7 @@ static inline bool inbound_parse(const struct sa *sa, struct rte_mbuf *m)
 		return false;
 	if (m->data_len < hl + sizeof(struct rte_esp_hdr))
 		return false;
-	m->l2_len = 0;
-	m->l3_len = hl;
+	mbuf_set_lens(m, 0, hl);
 	m->packet_type = ESP_PTYPE_MARK;
 	return true;
 }

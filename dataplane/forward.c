@@ -144,22 +144,30 @@ void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, c
 			hdr[k].ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
 		}
 	}
-	for (uint16_t i = 0; i < m; i++) {
-		struct rte_mbuf *p = out[i];
+	/* by runs of one next hop, which is one ethdev */
+	for (uint16_t i = 0, j; i < m; i = j) {
 		uint8_t k = slot[i];
 
+		for (j = i + 1; j < m && slot[j] == k; j++)
+			;
 		if (unlikely(!ok[k])) {
 			uint32_t addr;
 
 			__builtin_memcpy(&addr, keys[k].addr, 4);
-			upcall_resolve4(w, oport[i], addr);
-			tx_drop(w, in_port, p, STATS_DROP_NEIGH_MISS);
+			for (uint16_t l = i; l < j; l++) {
+				upcall_resolve4(w, oport[l], addr);
+				tx_drop(w, in_port, out[l], STATS_DROP_NEIGH_MISS);
+			}
 			continue;
 		}
-		if (ttl)
-			forward_ttl_decrement(forward_ip4(p));
-		rte_memcpy(rte_pktmbuf_mtod(p, void *), &hdr[k], sizeof(hdr[k]));
-		tx_enqueue(w, oport[i], p);
+		for (uint16_t l = i; l < j; l++) {
+			struct rte_mbuf *p = out[l];
+
+			if (ttl)
+				forward_ttl_decrement(forward_ip4(p));
+			rte_memcpy(rte_pktmbuf_mtod(p, void *), &hdr[k], sizeof(hdr[k]));
+		}
+		tx_enqueue_bulk(w, oport[i], &out[i], j - i);
 	}
 }
 

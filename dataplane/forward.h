@@ -72,13 +72,18 @@ static inline void forward4_burst(struct worker *w, uint16_t in_port, struct rte
  */
 static inline bool forward_ip4_cksum_ok(const struct rte_ipv4_hdr *ip, uint32_t hlen)
 {
-	uint32_t w[5];
-	uint64_t s;
+	const uint8_t *p = (const uint8_t *)ip;
+	uint64_t a, b, s;
+	uint32_t c;
 
 	if (unlikely(hlen != sizeof(*ip)))
 		return rte_raw_cksum(ip, hlen) == 0xffff;
-	memcpy(w, ip, sizeof(w));
-	s = (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4];
+	/* straight from the packet: a copy to an array went through the stack
+	 * (a 16-byte store read back 4 bytes at a time, 7 cycles in classify) */
+	memcpy(&a, p, 8);
+	memcpy(&b, p + 8, 8);
+	memcpy(&c, p + 16, 4);
+	s = (a & UINT32_MAX) + (a >> 32) + (b & UINT32_MAX) + (b >> 32) + c;
 	return s % 0xffff == 0 && s != 0;
 }
 

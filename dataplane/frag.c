@@ -3,6 +3,7 @@
 #include <rte_ip.h>
 
 #include "frag.h"
+#include "mbuf.h"
 
 uint16_t frag4(const struct rte_mbuf *m, uint32_t mtu, struct rte_mempool *pool,
 	       struct rte_mbuf *out[FRAG_MAX])
@@ -43,8 +44,7 @@ uint16_t frag4(const struct rte_mbuf *m, uint32_t mtu, struct rte_mempool *pool,
 		    rte_cpu_to_be_16(mf | ((off0 & RTE_IPV4_HDR_OFFSET_MASK) + at / 8));
 		fh->hdr_checksum = 0;
 		fh->hdr_checksum = rte_ipv4_cksum(fh);
-		out[i]->l2_len = l2;
-		out[i]->l3_len = l3;
+		mbuf_set_lens(out[i], l2, l3);
 	}
 	return n;
 }

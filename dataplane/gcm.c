@@ -11,6 +11,7 @@
 #include "aesgcm512.h"
 #include "gcm.h"
 #include "ipsecmb.h"
+#include "mbuf.h"
 
 #define ESP_ALIGN   4 /* RFC 4303: the trailer ends on a 4-byte boundary (GCM has no block) */
 #define NEXT_IPV4   4 /* ESP next header: the tunnel carries IPv4 (out_pre checked) */
@@ -105,8 +106,7 @@ static inline void build(const struct sa *sa, struct rte_mbuf *m, uint8_t hl,
 		t[i] = (uint8_t)(i + 1);
 	t[l->pad] = l->pad;
 	t[l->pad + 1] = NEXT_IPV4;
-	m->l2_len = 0;
-	m->l3_len = hl;
+	mbuf_set_lens(m, 0, hl);
 }
 
 /*
@@ -340,7 +340,7 @@ static inline enum sa_drop window_accept(struct sa_gcm *g, bool track, struct rt
 	rte_pktmbuf_trim(m, cut);
 	*bytes += m->pkt_len;
 	m->packet_type = RTE_PTYPE_UNKNOWN;
-	m->l2_len = m->l3_len = 0;
+	mbuf_set_lens(m, 0, 0);
 	return SA_DROP_MAX;
 }
 

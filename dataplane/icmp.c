@@ -5,6 +5,7 @@
 
 #include "forward.h"
 #include "icmp.h"
+#include "mbuf.h"
 
 /* RFC 792: the offending header plus the first 8 bytes of its payload. */
 #define ICMP_QUOTE_EXTRA  8
@@ -68,7 +69,6 @@ void icmp4_frag_needed(struct worker *w, uint16_t in_port, const struct rte_mbuf
 	};
 	rte_memcpy(icmp + 1, orig, quote);
 	icmp->icmp_cksum = ~rte_raw_cksum(icmp, sizeof(*icmp) + quote);
-	r->l2_len = sizeof(struct rte_ether_hdr);
-	r->l3_len = sizeof(*ip);
+	mbuf_set_lens(r, sizeof(struct rte_ether_hdr), sizeof(*ip));
 	forward4_burst(w, in_port, &r, 1, false);
 }

@@ -10,6 +10,7 @@
 #include "forward.h"
 #include "gcm.h"
 #include "inbound.h"
+#include "mbuf.h"
 #include "reass.h"
 #include "sad.h"
 #include "spd.h"
@@ -161,6 +162,7 @@ static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 		struct rte_mbuf *m = g->m[j];
 		const struct rte_ipv4_hdr *ip = forward_ip4(m);
 		bool udp = ip->next_proto_id == IPPROTO_UDP;
+		uint32_t l3;
 
 		if (unlikely(!sa->inbound || sa->natt != udp ||
 			     (udp && udp_dport(m) != sa->dport))) {
@@ -181,10 +183,10 @@ static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 		}
 		/* as esp.c's in_pre would leave it (esp_job.parsed) */
 		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
-		m->l2_len = 0;
-		m->l3_len += udp ? sizeof(struct rte_udp_hdr) : 0;
+		l3 = m->l3_len + (udp ? sizeof(struct rte_udp_hdr) : 0);
+		mbuf_set_lens(m, 0, l3);
 		if (sa->own_esp)
-			gcm_stage(sa, m, m->l3_len);
+			gcm_stage(sa, m, l3);
 		g->m[k++] = m;
 	}
 	g->n = k;
@@ -229,7 +231,7 @@ void inbound_lookup(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, 
 	const void *dstp[WORKER_BURST];
 	int family[WORKER_BURST];
 	struct rte_mbuf *esp[WORKER_BURST];
-	uint16_t n_esp = 0;
+	uint16_t n_esp = 0, k = 0;
 
 	p->port = in_port;
 	p->n = 0;
@@ -274,14 +276,16 @@ void inbound_lookup(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, 
 	if (n_esp == 0)
 		return;
 	sad_lookup_bulk(spi, dstp, family, n_esp, p->sa);
+	/* a local count: p->n would go through memory, a store and reload a packet */
 	for (uint16_t i = 0; i < n_esp; i++) {
 		if (unlikely(p->sa[i] == NULL)) {
 			tx_drop(w, in_port, esp[i], STATS_DROP_NO_SA);
 			continue;
 		}
-		p->sa[p->n] = p->sa[i];
-		p->m[p->n++] = esp[i];
+		p->sa[k] = p->sa[i];
+		p->m[k++] = esp[i];
 	}
+	p->n = k;
 }
 
 void inbound_finish(struct worker *w, struct inbound_pending *p)
@@ -293,10 +297,14 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 	uint16_t ng = 0, n_inner = 0, in_port = p->port;
 	uint64_t now = rte_get_timer_cycles();
 
-	for (uint16_t i = 0; i < p->n; i++) {
+	/* by runs of one SA: a group's count bumped packet by packet would wait on
+	 * its own store each time */
+	for (uint16_t i = 0, j; i < p->n; i = j) {
 		struct sa *sa = p->sa[i];
 		uint16_t g;
 
+		for (j = i + 1; j < p->n && p->sa[j] == sa; j++)
+			;
 		for (g = 0; g < ng && groups[g].sa != sa; g++)
 			;
 		if (g == ng) {
@@ -306,7 +314,8 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 			sad_prefetch(sa, false);
 			rte_prefetch0(&sa->gcm); /* admit: gcm_stage() reads the salt */
 		}
-		groups[g].m[groups[g].n++] = p->m[i];
+		memcpy(&groups[g].m[groups[g].n], &p->m[i], (j - i) * sizeof(p->m[0]));
+		groups[g].n += j - i;
 	}
 	p->n = 0;
 	for (uint16_t g = 0; g < ng; g++) {

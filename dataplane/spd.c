@@ -258,10 +258,10 @@ static inline uint32_t flow_hash(uint64_t addrs, uint64_t rest)
 	return (uint32_t)_mm_crc32_u64(_mm_crc32_u64(0, addrs), rest);
 }
 
-static inline void count(struct spd_wstat *w, uint64_t now)
+static inline void count(struct spd_wstat *w, uint32_t packets, uint64_t now)
 {
 	/* single writer: relaxed atomics only so the control thread's reads are race-free */
-	__atomic_store_n(&w->packets, w->packets + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->packets, w->packets + packets, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->last_use, now, __ATOMIC_RELAXED);
 }
 
@@ -345,8 +345,16 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 			data[k] = d;
 			idx[k++] = base + i;
 		}
-		for (i = 0; i < nh; i++)
-			count(&ws[hit[i]], now_tsc);
+		/* a run of one policy counts once: a counter bumped packet by packet waits
+		 * on its own store each time (perf annotate: 2 to 3 cycles a packet) */
+		for (i = 0; i < nh;) {
+			uint32_t j = i + 1;
+
+			while (j < nh && hit[j] == hit[i])
+				j++;
+			count(&ws[hit[i]], j - i, now_tsc);
+			i = (uint16_t)j;
+		}
 		if (k == 0)
 			continue;
 		rte_acl_classify(ctx, data, res, k, 1);
@@ -366,7 +374,7 @@ void spd_classify(int dir, int family, const uint8_t *const l3[], const uint16_t
 			out[idx[i]] = &spd.tab[res[i] - 1];
 			if (v != NULL)
 				v[idx[i]] = (struct spd_verdict){sa, action};
-			count(&ws[res[i] - 1], now_tsc);
+			count(&ws[res[i] - 1], 1, now_tsc);
 		}
 	}
 }

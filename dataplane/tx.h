@@ -23,6 +23,27 @@ static inline void tx_enqueue(struct worker *w, uint16_t ethdev, struct rte_mbuf
 	w->out[ethdev][w->out_n[ethdev]++] = m;
 }
 
+/* @n packets for one ethdev: the staging count moves once per run, not per packet. */
+static inline void tx_enqueue_bulk(struct worker *w, uint16_t ethdev, struct rte_mbuf **m,
+				   uint16_t n)
+{
+	while (n > 0) {
+		uint16_t c;
+
+		if (unlikely(w->out_n[ethdev] == WORKER_BURST))
+			tx_send(w, ethdev);
+		if (!w->is_dirty[ethdev]) {
+			w->is_dirty[ethdev] = true;
+			w->dirty[w->n_dirty++] = ethdev;
+		}
+		c = RTE_MIN(n, (uint16_t)(WORKER_BURST - w->out_n[ethdev]));
+		memcpy(&w->out[ethdev][w->out_n[ethdev]], m, c * sizeof(*m));
+		w->out_n[ethdev] += c;
+		m += c;
+		n -= c;
+	}
+}
+
 static inline void tx_drop(struct worker *w, uint16_t port, struct rte_mbuf *m,
 			   enum stats_drop reason)
 {
