@@ -45,11 +45,10 @@ void forward4_same_dst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkt
 		pkts[i]->l2_len = sizeof(struct rte_ether_hdr);
 	}
 	if (likely(memo->dst == dst_be && dst_be != 0)) {
-		for (uint16_t i = 0; i < n; i++) {
+		for (uint16_t i = 0; i < n; i++)
 			rte_memcpy(rte_pktmbuf_mtod(pkts[i], void *), &memo->hdr,
 				   sizeof(memo->hdr));
-			tx_enqueue(w, memo->port, pkts[i]);
-		}
+		tx_enqueue_bulk(w, memo->port, pkts, n);
 		return;
 	}
 	if (unlikely(rte_lpm_lookup(fib.lpm4, rte_be_to_cpu_32(dst_be), &hop) != 0)) {
@@ -80,10 +79,9 @@ void forward4_same_dst(struct worker *w, uint16_t in_port, struct rte_mbuf **pkt
 	memo->dst = dst_be;
 	memo->port = nh->port;
 	memo->hdr = hdr;
-	for (uint16_t i = 0; i < n; i++) {
+	for (uint16_t i = 0; i < n; i++)
 		rte_memcpy(rte_pktmbuf_mtod(pkts[i], void *), &hdr, sizeof(hdr));
-		tx_enqueue(w, nh->port, pkts[i]);
-	}
+	tx_enqueue_bulk(w, nh->port, pkts, n);
 }
 
 void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, const uint32_t *hop,

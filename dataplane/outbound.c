@@ -54,19 +54,41 @@ static inline void acquire(struct worker *w, const struct spd_policy *p, struct 
 		upcall_acquire4(w, p, ip->src_addr, ip->dst_addr, ip->next_proto_id);
 }
 
-static inline void group_add(struct esp_group *g, uint16_t *ng, struct sa *sa, struct rte_mbuf *m)
-{
-	uint16_t i;
+/*
+ * Packets join their SA's group a run at a time: the run's length stays in a
+ * register, where a group count bumped per packet would wait on its own store.
+ */
+struct group_run {
+	struct sa *sa;
+	uint16_t g, n;
+};
 
-	/* Bursts usually carry few SAs: a short linear scan beats hashing. */
-	for (i = 0; i < *ng && g[i].sa != sa; i++)
-		;
-	if (i == *ng) {
-		g[i].sa = sa;
-		g[i].n = 0;
-		(*ng)++;
+static inline void group_flush(struct esp_group *g, struct group_run *r)
+{
+	if (r->sa != NULL)
+		g[r->g].n += r->n;
+	r->n = 0;
+}
+
+static inline void group_add(struct esp_group *g, uint16_t *ng, struct group_run *r,
+			     struct sa *sa, struct rte_mbuf *m)
+{
+	if (sa != r->sa) {
+		uint16_t i;
+
+		group_flush(g, r);
+		/* Bursts usually carry few SAs: a short linear scan beats hashing. */
+		for (i = 0; i < *ng && g[i].sa != sa; i++)
+			;
+		if (i == *ng) {
+			g[i].sa = sa;
+			g[i].n = 0;
+			(*ng)++;
+		}
+		r->sa = sa;
+		r->g = i;
 	}
-	g[i].m[g[i].n++] = m;
+	g[r->g].m[g[r->g].n + r->n++] = m;
 }
 
 /* Encrypt each group and route its ESP packets on the SA's outer destination. */
@@ -149,6 +171,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	struct rte_mbuf *plain[WORKER_BURST], *other[WORKER_BURST];
 	uint32_t plain_hop[WORKER_BURST], other_hop[WORKER_BURST];
 	struct esp_group groups[WORKER_BURST];
+	struct group_run run = {NULL, 0, 0};
 	uint16_t n_plain = 0, n_other = 0, ng = 0;
 	uint64_t now = rte_get_timer_cycles();
 
@@ -188,7 +211,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 			} else if (unlikely(rte_pktmbuf_pkt_len(m) - m->l2_len > max_inner(sa))) {
 				too_big(w, in_port, sa, m, local, now);
 			} else {
-				group_add(groups, &ng, sa, m);
+				group_add(groups, &ng, &run, sa, m);
 			}
 			break;
 		case DPSEC__ACTION__ACT_TRAP:
@@ -200,6 +223,7 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 			break;
 		}
 	}
+	group_flush(groups, &run);
 	if (n_other > 0) {
 		/* No outbound policy: cleartext an inbound protect policy covers is refused. */
 		l3_of(other, n_other, l3, l3_len);
