@@ -70,8 +70,8 @@ static inline void group_flush(struct esp_group *g, struct group_run *r)
 	r->n = 0;
 }
 
-static inline void group_add(struct esp_group *g, uint16_t *ng, struct group_run *r,
-			     struct sa *sa, struct rte_mbuf *m)
+static inline void group_add(struct esp_group *g, uint16_t *ng, struct group_run *r, struct sa *sa,
+			     struct rte_mbuf *m)
 {
 	if (sa != r->sa) {
 		uint16_t i;

@@ -189,8 +189,7 @@ int sad_init(struct rte_rcu_qsbr *qs, unsigned n_workers, char *err, size_t errl
 			: aesgcm_usable()  ? SA_GCM_AESNI
 					   : SA_GCM_LONG;
 	RTE_LOG(INFO, USER1, "dpsec: short AES-GCM payloads: %s\n",
-		gcm_short_isa == SA_GCM_AVX512
-		    ? "AES-NI up to 64 bytes, AVX-512 VAES up to 48"
+		gcm_short_isa == SA_GCM_AVX512	? "AES-NI up to 64 bytes, AVX-512 VAES up to 48"
 		: gcm_short_isa == SA_GCM_AESNI ? "AES-NI up to 64 bytes"
 						: "intel-ipsec-mb");
 	if (qs != NULL) {
