@@ -106,20 +106,32 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *cons
 	uint16_t len[WORKER_BURST];
 	struct spd_policy *pol[WORKER_BURST];
 	struct spd_verdict v[WORKER_BURST];
-	uint16_t k = 0;
+	bool pass[WORKER_BURST];
+	uint16_t k = 0, n_fail = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
 		l3[i] = rte_pktmbuf_mtod(m[i], const uint8_t *);
 		len[i] = rte_pktmbuf_data_len(m[i]); /* ports too, not just the IP header */
 	}
 	spd_classify(DPSEC__DIR__DIR_IN, AF_INET, l3, len, n, w->id, now, pol, v);
+	/* verdicts first: compacting as it went, the loop kept its count in memory */
 	for (uint16_t i = 0; i < n; i++) {
 		const struct sa *bound = v[i].sa;
 
-		if (v[i].action == DPSEC__ACTION__ACT_PROTECT && bound != NULL &&
-		    same_tunnel(bound, sa[i])) {
+		pass[i] = v[i].action == DPSEC__ACTION__ACT_PROTECT && bound != NULL &&
+			  same_tunnel(bound, sa[i]);
+		n_fail += !pass[i];
+	}
+	for (uint16_t i = 0; i < n; i++) {
+		if (likely(pass[i])) {
 			rte_pktmbuf_prepend(m[i], sizeof(struct rte_ether_hdr));
 			m[i]->l2_len = sizeof(struct rte_ether_hdr);
+		}
+	}
+	if (likely(n_fail == 0))
+		return n;
+	for (uint16_t i = 0; i < n; i++) {
+		if (pass[i]) {
 			m[k++] = m[i];
 			continue;
 		}
