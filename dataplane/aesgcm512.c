@@ -42,7 +42,7 @@ lanes(const uint8_t *rk, unsigned rounds, const struct aesgcm_h *h, unsigned aad
 	__m512i key = _mm512_broadcast_i32x4(_mm_loadu_si128(k));
 
 	/* lane 0: J0, for the tag; lanes 1-3: the payload's counter blocks, from 2 */
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 	for (unsigned l = 0; l < nl; l++) {
 		__m512i n = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)ln[l].nonce));
 
@@ -57,12 +57,12 @@ lanes(const uint8_t *rk, unsigned rounds, const struct aesgcm_h *h, unsigned aad
 	}
 	for (unsigned r = 1; r < rounds; r++) {
 		key = _mm512_broadcast_i32x4(_mm_loadu_si128(k + r));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (unsigned l = 0; l < nl; l++)
 			s[l] = _mm512_aesenc_epi128(s[l], key);
 	}
 	key = _mm512_broadcast_i32x4(_mm_loadu_si128(k + rounds));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 	for (unsigned l = 0; l < nl; l++) {
 		unsigned nb = aesgcm_nb(ln[l].len);
 		__m512i c, x, hv, lo, hi, mid;
@@ -111,8 +111,20 @@ AESGCM512_TARGET void aesgcm512_run(const uint8_t *rk, unsigned rounds, const st
 	case 3:
 		lanes(rk, rounds, h, aad_len, enc, ln, tag, 3);
 		break;
-	default:
+	case 4:
 		lanes(rk, rounds, h, aad_len, enc, ln, tag, 4);
+		break;
+	case 5:
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, 5);
+		break;
+	case 6:
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, 6);
+		break;
+	case 7:
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, 7);
+		break;
+	default:
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, 8);
 		break;
 	}
 }

@@ -8,7 +8,7 @@
  * (or fourteen) AES rounds are ten instructions; its AAD and payload blocks
  * fill another, multiplied by their powers of H (aesgcm_h keeps them side by
  * side) in four carry-less multiplies. About 60 instructions a packet
- * against aesgcm.h's 220, up to four packets interleaved.
+ * against aesgcm.h's 220, up to eight packets interleaved.
  */
 #ifndef DPSEC_AESGCM512_H
 #define DPSEC_AESGCM512_H
@@ -19,7 +19,7 @@
 #include "aesgcm.h"
 
 #define AESGCM512_BYTES_MAX 48 /* payload: J0 and three counter blocks fill a register */
-#define AESGCM512_LANES_MAX 4u /* packets interleaved */
+#define AESGCM512_LANES_MAX 8u /* packets interleaved */
 
 /* Whether this CPU (and OS) runs AVX-512 F/BW/VL with VAES and VPCLMULQDQ. */
 bool aesgcm512_usable(void);

@@ -129,7 +129,7 @@ struct gcm_op {
 #define GCM_SHORT_MAX AESGCM512_LANES_MAX
 
 /*
- * Short payloads from @o (of @left; o[0] aesgcm_fits()): up to four that
+ * Short payloads from @o (of @left; o[0] aesgcm_fits()): up to eight that
  * aesgcm512.h takes in one call where the SA may use it; else o[0] and, when
  * it has as many blocks, o[1] through aesgcm.h. Returns how many it took,
  * their tags in @tag.
