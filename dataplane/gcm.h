@@ -34,6 +34,14 @@ uint16_t gcm_encrypt(const struct sa *sa, struct rte_mbuf *mb[], uint16_t n, uns
 
 /* Headroom gcm_stage() needs: 16 bytes below the packet, on a 16-byte boundary. */
 #define GCM_STAGE_ROOM 32
+/*
+ * Calls of this many packets build their nonces on the stack in gcm_decrypt's
+ * first pass, which then comes early enough for the stores to have landed; a
+ * staged nonce costs a store to the headroom's own cache line. Never staging:
+ * 1 SA 64 B 1.032x, but 10k SAs (one packet a call) 0.932x; staging only
+ * below this: 1.013x (7 of 10 pairs) and 0.995x.
+ */
+#define GCM_STAGE_BELOW 4
 
 /* @sa's RFC 4106 nonce (salt | IV) for the ESP packet at @esp, at @nonce. */
 static inline void gcm_nonce_fill(uint8_t *nonce, const struct sa *sa, const uint8_t *esp)

@@ -197,7 +197,7 @@ static void admit(struct worker *w, uint16_t in_port, struct esp_group *g)
 		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
 		l3 = m->l3_len + (udp ? sizeof(struct rte_udp_hdr) : 0);
 		mbuf_set_lens(m, 0, l3);
-		if (sa->own_esp)
+		if (sa->own_esp && g->n < GCM_STAGE_BELOW)
 			gcm_stage(sa, m, l3);
 		g->m[k++] = m;
 	}
@@ -324,7 +324,7 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 			groups[g].n = 0;
 			ng++;
 			sad_prefetch(sa, false);
-			rte_prefetch0(&sa->gcm); /* admit: gcm_stage() reads the salt */
+			rte_prefetch0(&sa->gcm); /* the salt, for the nonces (gcm_stage(), gcm.c) */
 		}
 		memcpy(&groups[g].m[groups[g].n], &p->m[i], (j - i) * sizeof(p->m[0]));
 		groups[g].n += j - i;
