@@ -387,10 +387,10 @@ AESGCM_TARGET uint16_t gcm_decrypt(struct sa *sa, struct rte_mbuf *mb[], const u
 		r = window_check(g, seq[ni]);
 		if (unlikely(r != SA_DROP_MAX))
 			goto drop;
-		/* staged by gcm_stage() (inbound.c) for short calls; callers that did not
-		 * (tests) get it built */
+		/* staged by gcm_stage() (inbound.c) for short calls, checked: admission
+		 * may have shrunk a group staged by its size before, and tests stage none */
 		o->iv = n < GCM_STAGE_BELOW ? gcm_nonce_at(m) : NULL;
-		if (o->iv == NULL || (sq != NULL && !gcm_nonce_is(o->iv, sa, esp))) {
+		if (o->iv == NULL || !gcm_nonce_is(o->iv, sa, esp)) {
 			gcm_nonce_fill(o->nonce, sa, esp);
 			o->iv = o->nonce;
 		}

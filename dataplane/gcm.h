@@ -86,9 +86,8 @@ static inline void gcm_stage(const struct sa *sa, struct rte_mbuf *m, uint32_t e
 /*
  * Check and decrypt @mb (each at its outer IP header, l3_len up to ESP, as
  * esp.c's in_pre left them, nonces best staged by gcm_stage(); @sq their
- * sequence numbers' low halves, or NULL to read them from the packets, whose
- * nonces are then known to be staged wherever there was room). Returns how
- * many are good, mb[0..ret) in their order at the inner IP header, the window
+ * sequence numbers' low halves, or NULL to read them from the packets).
+ * Returns how many are good, mb[0..ret) in their order at the inner IP header, the window
  * moved past them, @seq_max raised to the highest of their numbers and their
  * inner bytes added to @bytes; the others follow with why[i - ret] (enum
  * sa_drop) saying why each failed.

@@ -386,6 +386,29 @@ def test_natt_port_of_the_sa():
     assert_clean(res)
 
 
+def test_gcm_nonces_when_admission_shrinks_a_group():
+    """A burst's group of one AES-GCM SA that admission cuts below GCM_STAGE_BELOW (4): the
+    nonces of the packets left were not staged for the group's size, and must still be right
+    (plain ESP for a NAT-T SA is refused before decryption, the ESP-in-UDP goes on)."""
+    in_sa = Sa("aes-gcm-128", SPI_IN, "in", True)
+    cfg = H.base_config([
+        in_sa.line,
+        "policy add src 10.2.0.0/24 dst 10.1.0.0/24 dir in action protect spi %#x" % SPI_IN,
+    ])
+    P = inner_packets(HOST_B, HOST_A)
+    plain_esp = [raw(IP(src=PEER, dst=GW, proto=50)
+                     / Raw(raw(IP(in_sa.encrypt(P[i], 10 + i))[UDP].payload)))
+                 for i in range(3)]
+    good = [in_sa.encrypt(P[i], 1 + i) for i in range(3)]
+    res = H.PcapGateway(cfg, [], [frame(1, f) for f in plain_esp + good]).run()
+    assert [raw(f.payload) for f in res.out[0]] == [forwarded(P[i]) for i in range(3)], \
+        res.why("delivered %d of the 3 good ones" % len(res.out[0]))
+    assert res.drops("outside") == {"drop_no_sa": 3}, res.why("drops %s" % res.drops("outside"))
+    drops = H.sa_drops(res.sas[SPI_IN])
+    assert drops["auth"] == 0, res.why("SA drops %s" % drops)
+    assert_clean(res)
+
+
 def fragmented_inbound(natt, count, reverse):
     """An inbound SA and its policy, @count 1300-byte inner packets, and their ESP (in UDP
     with @natt) cut into three pieces each, the pieces of packet i reversed if reverse(i)."""
