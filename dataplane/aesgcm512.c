@@ -102,29 +102,20 @@ AESGCM512_TARGET void aesgcm512_run(const uint8_t *rk, unsigned rounds, const st
 {
 	/* the lane count a constant once inlined: the compiler unrolls each case */
 	switch (nl) {
-	case 1:
-		lanes(rk, rounds, h, aad_len, enc, ln, tag, 1);
-		break;
-	case 2:
-		lanes(rk, rounds, h, aad_len, enc, ln, tag, 2);
-		break;
-	case 3:
-		lanes(rk, rounds, h, aad_len, enc, ln, tag, 3);
-		break;
-	case 4:
-		lanes(rk, rounds, h, aad_len, enc, ln, tag, 4);
-		break;
-	case 5:
-		lanes(rk, rounds, h, aad_len, enc, ln, tag, 5);
-		break;
-	case 6:
-		lanes(rk, rounds, h, aad_len, enc, ln, tag, 6);
-		break;
-	case 7:
-		lanes(rk, rounds, h, aad_len, enc, ln, tag, 7);
-		break;
+#define LANES(n)                                                                                   \
+	case n:                                                                                    \
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, n);                                    \
+		break
+		LANES(1);
+		LANES(2);
+		LANES(3);
+		LANES(4);
+		LANES(5);
+		LANES(6);
+		LANES(7);
+#undef LANES
 	default:
-		lanes(rk, rounds, h, aad_len, enc, ln, tag, 8);
+		lanes(rk, rounds, h, aad_len, enc, ln, tag, AESGCM512_LANES_MAX);
 		break;
 	}
 }

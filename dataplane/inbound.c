@@ -121,8 +121,6 @@ static uint16_t policy_check(struct worker *w, uint16_t in_port, struct sa *cons
 		pass[i] = v[i].action == DPSEC__ACTION__ACT_PROTECT && bound != NULL &&
 			  same_tunnel(bound, sa[i]);
 		n_fail += !pass[i];
-	}
-	for (uint16_t i = 0; i < n; i++) {
 		if (likely(pass[i])) {
 			rte_pktmbuf_prepend(m[i], sizeof(struct rte_ether_hdr));
 			m[i]->l2_len = sizeof(struct rte_ether_hdr);

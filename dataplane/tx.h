@@ -11,19 +11,11 @@ extern uint16_t tx_port_of[RTE_MAX_ETHPORTS];
 /* Send what is staged for @ethdev now (its buffer is full); it stays on the dirty list. */
 void tx_send(struct worker *w, uint16_t ethdev);
 
-static inline void tx_enqueue(struct worker *w, uint16_t ethdev, struct rte_mbuf *m)
-{
-	/* One RX burst can yield more than a burst for a port (fragments, ICMP errors). */
-	if (unlikely(w->out_n[ethdev] == WORKER_BURST))
-		tx_send(w, ethdev);
-	if (!w->is_dirty[ethdev]) {
-		w->is_dirty[ethdev] = true;
-		w->dirty[w->n_dirty++] = ethdev;
-	}
-	w->out[ethdev][w->out_n[ethdev]++] = m;
-}
-
-/* @n packets for one ethdev: the staging count moves once per run, not per packet. */
+/*
+ * Stage @n packets for @ethdev: the count moves once per run, not per packet.
+ * One RX burst can yield more than a burst for a port (fragments, ICMP
+ * errors): a full buffer is sent first.
+ */
 static inline void tx_enqueue_bulk(struct worker *w, uint16_t ethdev, struct rte_mbuf **m,
 				   uint16_t n)
 {
@@ -42,6 +34,11 @@ static inline void tx_enqueue_bulk(struct worker *w, uint16_t ethdev, struct rte
 		m += c;
 		n -= c;
 	}
+}
+
+static inline void tx_enqueue(struct worker *w, uint16_t ethdev, struct rte_mbuf *m)
+{
+	tx_enqueue_bulk(w, ethdev, &m, 1);
 }
 
 static inline void tx_drop(struct worker *w, uint16_t port, struct rte_mbuf *m,
