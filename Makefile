@@ -130,6 +130,13 @@ $(BUILD)/tests/test_spd: tests/unit/test_spd.c dataplane/spd.c $(BUILD)/san/libd
 	$(CC) $(CFLAGS_COMMON) $(SAN) $(DPDK_CFLAGS) -Idataplane -o $@ tests/unit/test_spd.c \
 		dataplane/spd.c $(BUILD)/san/libdpsecproto.a $(DPDK_LIBS) -lcmocka -lprotobuf-c
 
+# The index grouping a burst's packets by SA (header only: esp.h, sad.h).
+$(BUILD)/tests/test_esp_group: tests/unit/test_esp_group.c dataplane/esp.h dataplane/sad.h \
+		$(GEN)/dpsec.pb-c.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(SAN) $(DPDK_CFLAGS) -Idataplane -o $@ tests/unit/test_esp_group.c \
+		-lcmocka
+
 # AES-GCM of short payloads against known answers and ipsec-mb.
 $(BUILD)/tests/test_aesgcm: tests/unit/test_aesgcm.c dataplane/aesgcm.c dataplane/aesgcm.h \
 		dataplane/aesgcm512.c dataplane/aesgcm512.h

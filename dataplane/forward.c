@@ -98,6 +98,8 @@ void forward4_hops(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, c
 	uint64_t hits = 0, last = UINT64_MAX;
 	uint16_t m = 0, nk = 0;
 
+	RTE_BUILD_BUG_ON(WORKER_BURST > RTE_HASH_LOOKUP_BULK_MAX);
+
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *p = pkts[i];
 		const struct fib_nexthop *nh;

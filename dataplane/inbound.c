@@ -243,6 +243,7 @@ void inbound_lookup(struct worker *w, uint16_t in_port, struct rte_mbuf **pkts, 
 	struct rte_mbuf *esp[WORKER_BURST];
 	uint16_t n_esp = 0, k = 0;
 
+	RTE_BUILD_BUG_ON(WORKER_BURST > SAD_LOOKUP_BULK_MAX);
 	p->port = in_port;
 	p->n = 0;
 	for (uint16_t i = 0; i < n; i++) {
@@ -304,19 +305,20 @@ void inbound_finish(struct worker *w, struct inbound_pending *p)
 	struct sa *inner_sa[WORKER_BURST];
 	struct esp_group groups[WORKER_BURST];
 	struct esp_job jobs[WORKER_BURST];
+	struct esp_group_index idx;
 	uint16_t ng = 0, n_inner = 0, in_port = p->port;
 	uint64_t now = rte_get_timer_cycles();
 
 	/* by runs of one SA: a group's count bumped packet by packet would wait on
 	 * its own store each time */
+	esp_group_index_init(&idx);
 	for (uint16_t i = 0, j; i < p->n; i = j) {
 		struct sa *sa = p->sa[i];
 		uint16_t g;
 
 		for (j = i + 1; j < p->n && p->sa[j] == sa; j++)
 			;
-		for (g = 0; g < ng && groups[g].sa != sa; g++)
-			;
+		g = esp_group_of(&idx, sa, ng);
 		if (g == ng) {
 			groups[g].sa = sa;
 			groups[g].n = 0;

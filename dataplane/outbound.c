@@ -61,6 +61,7 @@ static inline void acquire(struct worker *w, const struct spd_policy *p, struct 
 struct group_run {
 	struct sa *sa;
 	uint16_t g, n;
+	struct esp_group_index idx;
 };
 
 static inline void group_flush(struct esp_group *g, struct group_run *r)
@@ -77,9 +78,7 @@ static inline void group_add(struct esp_group *g, uint16_t *ng, struct group_run
 		uint16_t i;
 
 		group_flush(g, r);
-		/* Bursts usually carry few SAs: a short linear scan beats hashing. */
-		for (i = 0; i < *ng && g[i].sa != sa; i++)
-			;
+		i = esp_group_of(&r->idx, sa, *ng);
 		if (i == *ng) {
 			g[i].sa = sa;
 			g[i].n = 0;
@@ -171,10 +170,11 @@ static void classify_out(struct worker *w, uint16_t in_port, struct rte_mbuf **p
 	struct rte_mbuf *plain[WORKER_BURST], *other[WORKER_BURST];
 	uint32_t plain_hop[WORKER_BURST], other_hop[WORKER_BURST];
 	struct esp_group groups[WORKER_BURST];
-	struct group_run run = {NULL, 0, 0};
+	struct group_run run = {.sa = NULL, .n = 0};
 	uint16_t n_plain = 0, n_other = 0, ng = 0;
 	uint64_t now = rte_get_timer_cycles();
 
+	esp_group_index_init(&run.idx);
 	l3_of(pkts, n, l3, l3_len);
 	spd_classify(DPSEC__DIR__DIR_OUT, AF_INET, l3, l3_len, n, w->id, now, pol, v);
 	/* start loading every SA of the burst before the first one is needed */

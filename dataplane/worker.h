@@ -16,7 +16,12 @@
 #include "port.h"
 #include "stats.h"
 
-#define WORKER_BURST	     32
+/*
+ * Packets taken from a queue at once. 64 against 32 (ab.py, 6 pairs each, with
+ * esp_group_of's index): decrypt 64 B 1.033x, 1400 B 1.009x, encrypt 64 B
+ * 1.013x, 1400 B 1.008x; 10k SAs decrypt 1.029x, encrypt 1.134x.
+ */
+#define WORKER_BURST	     64
 #define WORKER_RX_ROUNDS     4 /* full bursts taken from one wire queue in a row */
 #define WORKER_RXQ_MAX	     (PORT_MAX * 4)
 #define WORKER_RESOLVE_CACHE 64
