@@ -575,28 +575,31 @@ static void sa_geometry(struct sa *sa, const struct rte_crypto_sym_xform *xf)
 
 	if (xf->type == RTE_CRYPTO_SYM_XFORM_AEAD) {
 		sa->iv_len = 8;
-		sa->icv_len = xf->aead.digest_length;
+		sa->icv_len = (uint8_t)xf->aead.digest_length;
 		sa->pad_align = 4;
-		return;
+	} else {
+		if (xf->type == RTE_CRYPTO_SYM_XFORM_AUTH)
+			c = xf->next;
+		else
+			a = xf->next;
+		sa->icv_len = (uint8_t)a->auth.digest_length;
+		switch (c->cipher.algo) {
+		case RTE_CRYPTO_CIPHER_AES_CBC:
+			sa->iv_len = 16;
+			sa->pad_align = 16;
+			break;
+		case RTE_CRYPTO_CIPHER_AES_CTR:
+			sa->iv_len = 8;
+			sa->pad_align = 4;
+			break;
+		default:
+			sa->iv_len = 0;
+			sa->pad_align = 4;
+		}
 	}
-	if (xf->type == RTE_CRYPTO_SYM_XFORM_AUTH)
-		c = xf->next;
-	else
-		a = xf->next;
-	sa->icv_len = a->auth.digest_length;
-	switch (c->cipher.algo) {
-	case RTE_CRYPTO_CIPHER_AES_CBC:
-		sa->iv_len = 16;
-		sa->pad_align = 16;
-		break;
-	case RTE_CRYPTO_CIPHER_AES_CTR:
-		sa->iv_len = 8;
-		sa->pad_align = 4;
-		break;
-	default:
-		sa->iv_len = 0;
-		sa->pad_align = 4;
-	}
+	/* an algorithm added beyond these must raise them (the workers rely on them) */
+	RTE_VERIFY(sa->iv_len <= SAD_IV_MAX && sa->icv_len <= SAD_ICV_MAX &&
+		   sa->pad_align <= SAD_PAD_ALIGN_MAX);
 }
 
 /* How many sequence numbers from seq_first on the lease up to @limit allows. */

@@ -40,6 +40,15 @@
 #define SAD_OWNER_MAX	    16 /* owner names, with the NUL */
 #define SAD_NO_LEASE	    UINT64_MAX
 
+/*
+ * The most ESP geometry any SA has (sa_geometry(): CBC's IV and block, the
+ * HMAC-SHA-512 ICV): outbound.c tells packets that fit every SA from the rest
+ * without reading the SA.
+ */
+#define SAD_IV_MAX	  16
+#define SAD_ICV_MAX	  32
+#define SAD_PAD_ALIGN_MAX 16
+
 /* Why a packet was dropped by an SA; one counter each, per worker. */
 enum sa_drop {
 	SA_DROP_AUTH,	 /* ICV mismatch */

@@ -35,6 +35,21 @@ def test_df_packet_gets_frag_needed(tunnel):
     assert drops(tunnel, "gwA", "drop_too_big") == before + 1
 
 
+def test_df_packets_either_side_of_the_tunnel_mtu(tunnel):
+    """1446 bytes go through whole, 1447 get "fragmentation needed": the exact limit holds
+    for packets too close to the MTU to fit every SA (outbound.c groups shorter ones
+    without reading their SA)."""
+    tunnel["hA"].ip("route", "flush", "cache")  # the PMTU an earlier test taught hA
+    got, out = tunnel.ping("hA", "10.2.0.2", count=2, extra=["-s", "1418", "-M", "do"])
+    assert got == 2, out
+    before = drops(tunnel, "gwA", "drop_too_big")
+    p = tunnel["hA"].exec(["ping", "-n", "-c", "1", "-W", "1", "-s", "1419", "-M", "do",
+                           "10.2.0.2"], check=False)
+    out = p.stdout + p.stderr
+    assert "Frag needed and DF set" in out and "mtu = 1446" in out, out
+    assert drops(tunnel, "gwA", "drop_too_big") == before + 1
+
+
 def test_non_df_packet_is_fragmented_before_encryption(tunnel):
     got, out = tunnel.ping("hA", "10.2.0.2", count=3, extra=["-s", "1472", "-M", "dont"])
     assert got == 3, out
