@@ -76,13 +76,18 @@ static inline void esp_group_index_init(struct esp_group_index *x)
 	memset(x->g, ESP_GROUP_NONE, sizeof(x->g));
 }
 
+/* Where @sa's probe starts. SAs are cache-line aligned: Fibonacci hashing of the line. */
+static inline uint32_t esp_group_slot(const struct sa *sa)
+{
+	RTE_BUILD_BUG_ON(ESP_GROUP_SLOTS != 1 << 7);
+	return ((uint32_t)((uintptr_t)sa >> 6) * 0x9e3779b1u) >> 25;
+}
+
 /* The group of @sa; else @ng, now recorded as its group (the caller fills it in). */
 static inline uint16_t esp_group_of(struct esp_group_index *x, const struct sa *sa, uint16_t ng)
 {
-	/* SAs are cache-line aligned: hash the line number (Fibonacci hashing) */
-	uint32_t h = ((uint32_t)((uintptr_t)sa >> 6) * 0x9e3779b1u) >> 25;
+	uint32_t h = esp_group_slot(sa);
 
-	RTE_BUILD_BUG_ON(ESP_GROUP_SLOTS != 1 << 7);
 	for (; x->g[h] != ESP_GROUP_NONE; h = (h + 1) & (ESP_GROUP_SLOTS - 1))
 		if (x->sa[h] == sa)
 			return x->g[h];

@@ -575,31 +575,28 @@ static void sa_geometry(struct sa *sa, const struct rte_crypto_sym_xform *xf)
 
 	if (xf->type == RTE_CRYPTO_SYM_XFORM_AEAD) {
 		sa->iv_len = 8;
-		sa->icv_len = (uint8_t)xf->aead.digest_length;
+		sa->icv_len = xf->aead.digest_length;
 		sa->pad_align = 4;
-	} else {
-		if (xf->type == RTE_CRYPTO_SYM_XFORM_AUTH)
-			c = xf->next;
-		else
-			a = xf->next;
-		sa->icv_len = (uint8_t)a->auth.digest_length;
-		switch (c->cipher.algo) {
-		case RTE_CRYPTO_CIPHER_AES_CBC:
-			sa->iv_len = 16;
-			sa->pad_align = 16;
-			break;
-		case RTE_CRYPTO_CIPHER_AES_CTR:
-			sa->iv_len = 8;
-			sa->pad_align = 4;
-			break;
-		default:
-			sa->iv_len = 0;
-			sa->pad_align = 4;
-		}
+		return;
 	}
-	/* an algorithm added beyond these must raise them (the workers rely on them) */
-	RTE_VERIFY(sa->iv_len <= SAD_IV_MAX && sa->icv_len <= SAD_ICV_MAX &&
-		   sa->pad_align <= SAD_PAD_ALIGN_MAX);
+	if (xf->type == RTE_CRYPTO_SYM_XFORM_AUTH)
+		c = xf->next;
+	else
+		a = xf->next;
+	sa->icv_len = a->auth.digest_length;
+	switch (c->cipher.algo) {
+	case RTE_CRYPTO_CIPHER_AES_CBC:
+		sa->iv_len = 16;
+		sa->pad_align = 16;
+		break;
+	case RTE_CRYPTO_CIPHER_AES_CTR:
+		sa->iv_len = 8;
+		sa->pad_align = 4;
+		break;
+	default:
+		sa->iv_len = 0;
+		sa->pad_align = 4;
+	}
 }
 
 /* How many sequence numbers from seq_first on the lease up to @limit allows. */
@@ -722,6 +719,9 @@ int sad_add(const Dpsec__SaAdd *m, char *err, size_t errlen)
 		goto out;
 
 	sa_geometry(sa, b.prm.crypto_xform);
+	/* an algorithm added beyond these must raise them (the workers rely on them) */
+	RTE_VERIFY(sa->iv_len <= SAD_IV_MAX && sa->icv_len <= SAD_ICV_MAX &&
+		   sa->pad_align <= SAD_PAD_ALIGN_MAX);
 	sa->key_lines = ipsecmb_sa_lines(&sa->mb);
 	sa->inbound = inbound;
 	sa->reqid = m->has_reqid ? m->reqid : 0;

@@ -22,18 +22,13 @@ static const struct sa *fake_sa(uintptr_t line)
 	return (const struct sa *)(line * 64);
 }
 
-static uint32_t slot_of(const struct sa *sa)
-{
-	return ((uint32_t)((uintptr_t)sa >> 6) * 0x9e3779b1u) >> 25;
-}
-
 /* @n made-up SAs that all hash to slot @slot. */
 static void colliding(const struct sa **out, unsigned n, uint32_t slot)
 {
 	unsigned k = 0;
 
 	for (uintptr_t line = 1; k < n; line++)
-		if (slot_of(fake_sa(line)) == slot)
+		if (esp_group_slot(fake_sa(line)) == slot)
 			out[k++] = fake_sa(line);
 }
 
